@@ -1,0 +1,8 @@
+//! pyfcgi: a FastCGI responder that runs Python WSGI applications, for IIS and any FastCGI web server.
+//!
+//! The crate is split by concern: [`protocol`] is the FastCGI wire format and state machine (sans-IO),
+//! [`transport`] is where connections come from (inherited listening socket, `--bind`, the IIS pipe),
+//! [`server`] drives connections and runs requests through a [`server::Handler`], and the WSGI bridge
+//! (`config`, `python`, `wsgi`) is one such handler.
+
+pub mod protocol;
