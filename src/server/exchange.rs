@@ -1,0 +1,342 @@
+//! One request's I/O as a handler sees it: a streaming body reader (blocking, pulling STDIN records only as the
+//! application asks, so nothing is read ahead beyond one record), and a response writer that holds the header
+//! block, buffers small writes, flushes on demand, notices aborts and vanished peers, and ends the request with
+//! exactly one END_REQUEST after draining any body the application left unread.
+
+use std::io;
+
+use tracing::debug;
+
+use super::conn::{Conn, ConnError, ConnEvent};
+use crate::protocol::{ProtocolError, ResponseEncoder};
+
+/// Buffered response bytes are written out once they reach this size, even without a flush.
+const WRITE_BUFFER: usize = 64 * 1024;
+
+/// Why a request's I/O failed. After any of these the application should stop producing the response.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("the web server aborted the request")]
+    Aborted,
+    #[error("the web server closed the connection")]
+    Disconnected,
+    #[error("I/O error on the FastCGI connection: {0}")]
+    Io(#[source] io::Error),
+    #[error("FastCGI protocol violation: {0}")]
+    Protocol(#[from] ProtocolError),
+}
+
+impl From<ConnError> for RequestError {
+    fn from(err: ConnError) -> Self {
+        match err {
+            ConnError::Protocol(e) => Self::Protocol(e),
+            ConnError::Io(e) => Self::from_io(e),
+        }
+    }
+}
+
+impl RequestError {
+    fn from_io(err: io::Error) -> Self {
+        match err.kind() {
+            io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::NotConnected
+            | io::ErrorKind::UnexpectedEof => Self::Disconnected,
+            _ => Self::Io(err),
+        }
+    }
+
+    /// Whether the peer went away or asked to stop (as opposed to a real failure worth a warning).
+    pub fn is_disconnect(&self) -> bool {
+        matches!(self, Self::Aborted | Self::Disconnected)
+    }
+}
+
+/// How a request ended, for the server's bookkeeping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Finish {
+    /// The connection can carry another request.
+    KeepOpen,
+    /// The connection must be closed.
+    Close,
+}
+
+/// See the module documentation.
+pub struct Exchange {
+    conn: Conn,
+    encoder: ResponseEncoder,
+    keep_conn: bool,
+    out: Vec<u8>,
+    body_done: bool,
+    body_read: u64,
+    body_sent: u64,
+    failed: Option<FailState>,
+    close_after: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailState {
+    Aborted,
+    Gone,
+    Broken,
+}
+
+impl Exchange {
+    pub(crate) fn new(conn: Conn, request_id: u16, keep_conn: bool) -> Self {
+        Self {
+            conn,
+            encoder: ResponseEncoder::new(request_id),
+            keep_conn,
+            out: Vec::with_capacity(8 * 1024),
+            body_done: false,
+            body_read: 0,
+            body_sent: 0,
+            failed: None,
+            close_after: false,
+        }
+    }
+
+    pub fn request_id(&self) -> u16 {
+        self.encoder.request_id()
+    }
+
+    pub fn keep_conn(&self) -> bool {
+        self.keep_conn
+    }
+
+    pub fn peer(&self) -> &str {
+        self.conn.peer()
+    }
+
+    fn check(&self) -> Result<(), RequestError> {
+        match self.failed {
+            None => Ok(()),
+            Some(FailState::Aborted) => Err(RequestError::Aborted),
+            Some(FailState::Gone | FailState::Broken) => Err(RequestError::Disconnected),
+        }
+    }
+
+    fn fail<E: Into<RequestError>>(&mut self, err: E) -> RequestError {
+        let err = err.into();
+        self.failed = Some(match err {
+            RequestError::Aborted => FailState::Aborted,
+            RequestError::Disconnected => FailState::Gone,
+            RequestError::Io(_) | RequestError::Protocol(_) => FailState::Broken,
+        });
+        err
+    }
+
+    // ---- request body ----
+
+    /// The next piece of the body, blocking until one arrives; empty at the end of the body. The bytes stay
+    /// available until [`Exchange::consume_body`] marks them read.
+    ///
+    /// # Errors
+    /// [`RequestError::Aborted`] or [`RequestError::Disconnected`] when the web server gave up on the request.
+    pub fn fill_body(&mut self) -> Result<&[u8], RequestError> {
+        self.check()?;
+        while !self.body_done && self.conn.stdin_chunk().is_empty() {
+            self.next_body_event()?;
+        }
+        Ok(self.conn.stdin_chunk())
+    }
+
+    fn next_body_event(&mut self) -> Result<(), RequestError> {
+        match self.conn.poll_event() {
+            Ok(Some(ConnEvent::Stdin)) => Ok(()),
+            Ok(Some(ConnEvent::StdinEnd)) => {
+                self.body_done = true;
+                Ok(())
+            }
+            Ok(Some(ConnEvent::Abort)) => Err(self.fail(RequestError::Aborted)),
+            Ok(Some(ConnEvent::Request(_))) => {
+                // The parser answers a second BEGIN_REQUEST itself; a request head here would be a bug.
+                Err(self.fail(RequestError::Protocol(ProtocolError::UnexpectedRecord {
+                    record_type: 1,
+                    request_id: 0,
+                })))
+            }
+            Ok(None) => match self.conn.fill(true) {
+                Ok(Some(0)) => Err(self.fail(RequestError::Disconnected)),
+                Ok(_) => Ok(()),
+                Err(e) => Err(self.fail(RequestError::from_io(e))),
+            },
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Marks `n` bytes returned by [`Exchange::fill_body`] as read.
+    pub fn consume_body(&mut self, n: usize) {
+        let n = n.min(self.conn.stdin_chunk().len());
+        self.body_read += n as u64;
+        self.conn.consume_stdin(n);
+    }
+
+    /// Reads body bytes into `buf`; `Ok(0)` at the end of the body.
+    ///
+    /// # Errors
+    /// As [`Exchange::fill_body`].
+    pub fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, RequestError> {
+        let chunk = self.fill_body()?;
+        let n = chunk.len().min(buf.len());
+        buf[..n].copy_from_slice(&chunk[..n]);
+        self.consume_body(n);
+        Ok(n)
+    }
+
+    /// Whether the whole body has been read.
+    pub fn body_complete(&self) -> bool {
+        self.body_done && self.conn.stdin_chunk().is_empty()
+    }
+
+    pub fn body_bytes_read(&self) -> u64 {
+        self.body_read
+    }
+
+    // ---- response ----
+
+    /// Sets the CGI header block (`Status: ...\r\n` + headers + `\r\n`); held until body bytes or the end.
+    pub fn set_head(&mut self, head: Vec<u8>) {
+        self.encoder.set_head(head);
+    }
+
+    /// Whether the header block went out (after which status and headers can no longer change).
+    pub fn head_sent(&self) -> bool {
+        self.encoder.head_sent()
+    }
+
+    /// Appends body bytes (with the held headers before the first ones); writes out once enough is buffered.
+    ///
+    /// # Errors
+    /// When the web server went away or aborted the request.
+    pub fn write(&mut self, data: &[u8]) -> Result<(), RequestError> {
+        self.check()?;
+        self.encoder.body(&mut self.out, data);
+        self.body_sent += data.len() as u64;
+        if self.out.len() >= WRITE_BUFFER {
+            self.write_out()?;
+        }
+        Ok(())
+    }
+
+    /// Bytes of response body (not headers) accepted so far.
+    pub fn body_bytes_sent(&self) -> u64 {
+        self.body_sent
+    }
+
+    /// Sends FCGI_STDERR data (the web server logs it; IIS may turn the response into a 500).
+    ///
+    /// # Errors
+    /// As [`Exchange::write`].
+    pub fn write_stderr(&mut self, data: &[u8]) -> Result<(), RequestError> {
+        self.check()?;
+        self.encoder.stderr(&mut self.out, data);
+        Ok(())
+    }
+
+    /// Writes everything buffered, then looks (without blocking) for an abort or a vanished peer.
+    ///
+    /// # Errors
+    /// When the web server went away or aborted the request.
+    pub fn flush(&mut self) -> Result<(), RequestError> {
+        self.check()?;
+        self.write_out()?;
+        self.poll_abort()
+    }
+
+    fn write_out(&mut self) -> Result<(), RequestError> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let result = self.conn.stream_mut().write_all(&self.out);
+        self.out.clear();
+        result.map_err(|e| self.fail(RequestError::from_io(e)))
+    }
+
+    /// Checks for ABORT_REQUEST or a closed connection without blocking. Only possible once the body has been
+    /// read: before that, whatever is waiting is body data the application has not asked for yet.
+    fn poll_abort(&mut self) -> Result<(), RequestError> {
+        if !self.body_complete() {
+            return Ok(());
+        }
+        loop {
+            match self.conn.poll_event() {
+                Ok(Some(ConnEvent::Abort)) => return Err(self.fail(RequestError::Aborted)),
+                Ok(Some(_)) => {
+                    return Err(self.fail(RequestError::Protocol(ProtocolError::UnexpectedRecord {
+                        record_type: 5,
+                        request_id: self.request_id(),
+                    })))
+                }
+                Ok(None) => {}
+                Err(e) => return Err(self.fail(e)),
+            }
+            match self.conn.fill(false) {
+                Ok(None) => return Ok(()),
+                Ok(Some(0)) => return Err(self.fail(RequestError::Disconnected)),
+                Ok(Some(_)) => continue,
+                Err(e) => return Err(self.fail(RequestError::from_io(e))),
+            }
+        }
+    }
+
+    /// Checks, without blocking, whether the web server aborted the request or went away.
+    pub fn is_cancelled(&mut self) -> bool {
+        self.failed.is_some() || self.poll_abort().is_err()
+    }
+
+    /// Ends the connection after this request even if the web server asked to keep it (for example when the
+    /// application sent fewer bytes than its Content-Length, so the web server does not wait for the rest).
+    pub fn close_connection_after(&mut self) {
+        self.close_after = true;
+    }
+
+    /// Ends the request: drains the unread body, writes the held headers, the empty STDOUT and END_REQUEST, and
+    /// says whether the connection can be reused.
+    pub(crate) fn finish(mut self, app_status: u32) -> (Conn, Finish) {
+        let mut clean = match self.failed {
+            None => true,
+            // An aborted request still gets its END_REQUEST; the connection stays usable.
+            Some(FailState::Aborted) => true,
+            Some(FailState::Gone | FailState::Broken) => false,
+        };
+        if clean && self.failed.is_none() {
+            if let Err(err) = self.drain_body() {
+                debug!(peer = self.conn.peer(), %err, "request body could not be drained");
+                clean = matches!(err, RequestError::Aborted);
+            }
+        }
+        if clean {
+            self.encoder.finish(&mut self.out, app_status);
+            if let Err(err) = self.write_out() {
+                debug!(peer = self.conn.peer(), %err, "could not end the request");
+                clean = false;
+            }
+        }
+        let keep = self.conn.parser_mut().finish_request();
+        let finish = if clean && keep && !self.close_after {
+            Finish::KeepOpen
+        } else {
+            Finish::Close
+        };
+        if finish == Finish::Close {
+            let _ = self.conn.stream_mut().close();
+        }
+        (self.conn, finish)
+    }
+
+    /// Reads and discards whatever body the application did not read, so the next record on a kept connection
+    /// is parsed from a record boundary.
+    fn drain_body(&mut self) -> Result<(), RequestError> {
+        loop {
+            let chunk = self.fill_body()?;
+            if chunk.is_empty() {
+                return Ok(());
+            }
+            let n = chunk.len();
+            self.conn.skip_stdin();
+            self.body_read += n as u64;
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! Unix transports: the listening socket inherited on fd 0 (`FCGI_LISTENSOCK_FILENO`), and TCP or Unix-domain
+//! sockets bound by pyfcgi. Owns socket options (`TCP_NODELAY`, Unix socket permissions), replacing a stale socket
+//! file safely, and the [`super::Stream`] implementation for accepted connections.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use socket2::{Domain, SockRef, Socket};
+
+use super::{BindAddress, PeerFilter, Stream};
+
+/// The FastCGI spec's name for the listening socket a web server passes to the application.
+pub const FCGI_LISTENSOCK_FILENO: RawFd = 0;
+
+/// Errors setting up a listener.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("fd 0 is not a listening socket: {0}")]
+    NotAListener(String),
+    #[error("cannot bind {address}: {source}")]
+    Bind { address: String, source: io::Error },
+    #[error("{0} exists and is not a socket; refusing to replace it")]
+    NotASocket(PathBuf),
+    #[error("{0} is in use by another running server")]
+    InUse(PathBuf),
+    #[error("cannot prepare {path}: {source}")]
+    SocketFile { path: PathBuf, source: io::Error },
+}
+
+/// A listening socket.
+#[derive(Debug)]
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix {
+        listener: UnixListener,
+        path: Option<PathBuf>,
+    },
+}
+
+/// A connection accepted from a [`Listener`].
+#[derive(Debug)]
+pub enum SocketStream {
+    Tcp { stream: TcpStream, peer: String },
+    Unix { stream: UnixStream, peer: String },
+}
+
+/// What accepting produced.
+pub enum Accepted {
+    Connection(SocketStream),
+    /// A TCP peer not in `FCGI_WEB_SERVER_ADDRS`; it has been closed.
+    Refused(String),
+    /// Nothing is waiting (the listener is non-blocking).
+    WouldBlock,
+}
+
+impl Listener {
+    /// Takes over the listening socket a FastCGI web server passes on fd 0. Checks that fd 0 really is a
+    /// listening socket, moves it to a new descriptor and puts `/dev/null` on fd 0, so that nothing reading stdin
+    /// (the application, for instance) can steal connections.
+    ///
+    /// # Errors
+    /// [`ListenError::NotAListener`] when fd 0 is a terminal, a file, a pipe or a socket that is not listening.
+    pub fn from_fd0() -> Result<Self, ListenError> {
+        // SAFETY: fd 0 stays open for the whole process; the borrow ends before we replace it below.
+        let fd0 = unsafe { BorrowedFd::borrow_raw(FCGI_LISTENSOCK_FILENO) };
+        let sock = SockRef::from(&fd0);
+        let domain = sock.domain().map_err(|e| ListenError::NotAListener(e.to_string()))?;
+        let listening = sock
+            .is_listener()
+            .map_err(|e| ListenError::NotAListener(e.to_string()))?;
+        if !listening {
+            return Err(ListenError::NotAListener("the socket is not listening".into()));
+        }
+        let owned: OwnedFd = fd0
+            .try_clone_to_owned()
+            .map_err(|e| ListenError::NotAListener(e.to_string()))?;
+        replace_fd0_with_dev_null().map_err(|e| ListenError::NotAListener(format!("cannot free fd 0: {e}")))?;
+        let listener = if domain == Domain::UNIX {
+            Self::Unix {
+                listener: UnixListener::from(owned),
+                path: None,
+            }
+        } else {
+            Self::Tcp(TcpListener::from(owned))
+        };
+        listener
+            .set_nonblocking()
+            .map_err(|e| ListenError::NotAListener(e.to_string()))?;
+        Ok(listener)
+    }
+
+    /// Whether fd 0 looks like an inherited listening socket (the way to tell "spawned by a web server").
+    pub fn fd0_is_listener() -> bool {
+        // SAFETY: only inspected, never closed.
+        let fd0 = unsafe { BorrowedFd::borrow_raw(FCGI_LISTENSOCK_FILENO) };
+        SockRef::from(&fd0).is_listener().unwrap_or(false)
+    }
+
+    /// Binds `--bind`. A Unix socket path left behind by a dead server is replaced; one a live server still
+    /// answers on, or a path that is not a socket, is an error. `mode` sets the socket file's permissions.
+    ///
+    /// # Errors
+    /// See [`ListenError`].
+    pub fn bind(address: &BindAddress, unix_mode: u32) -> Result<Self, ListenError> {
+        let listener = match address {
+            BindAddress::Tcp(addr) => {
+                let bind_err = |source| ListenError::Bind {
+                    address: addr.clone(),
+                    source,
+                };
+                let addrs: Vec<_> = addr.to_socket_addrs().map_err(bind_err)?.collect();
+                Self::Tcp(TcpListener::bind(&addrs[..]).map_err(bind_err)?)
+            }
+            BindAddress::Unix(path) => {
+                remove_stale_socket(path)?;
+                let listener = UnixListener::bind(path).map_err(|source| ListenError::Bind {
+                    address: path.display().to_string(),
+                    source,
+                })?;
+                fs::set_permissions(path, fs::Permissions::from_mode(unix_mode)).map_err(|source| {
+                    ListenError::SocketFile {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+                Self::Unix {
+                    listener,
+                    path: Some(path.clone()),
+                }
+            }
+        };
+        listener.set_nonblocking().map_err(|source| ListenError::Bind {
+            address: listener.describe(),
+            source,
+        })?;
+        Ok(listener)
+    }
+
+    fn set_nonblocking(&self) -> io::Result<()> {
+        match self {
+            Self::Tcp(l) => l.set_nonblocking(true),
+            Self::Unix { listener, .. } => listener.set_nonblocking(true),
+        }
+    }
+
+    /// For log lines: the address this listener accepts on.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Tcp(l) => l.local_addr().map_or_else(|_| "tcp socket".into(), |a| a.to_string()),
+            Self::Unix { path: Some(path), .. } => format!("unix:{}", path.display()),
+            Self::Unix { listener, .. } => listener
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_pathname().map(|p| format!("unix:{}", p.display())))
+                .unwrap_or_else(|| "inherited unix socket".into()),
+        }
+    }
+
+    /// The bound TCP port, for tests and log lines.
+    pub fn local_port(&self) -> Option<u16> {
+        match self {
+            Self::Tcp(l) => l.local_addr().ok().map(|a| a.port()),
+            Self::Unix { .. } => None,
+        }
+    }
+
+    /// Accepts one connection without blocking, applying the peer filter and socket options.
+    ///
+    /// # Errors
+    /// Accept failures other than "would block" (for example EMFILE); the caller logs and carries on.
+    pub fn accept(&self, filter: &PeerFilter) -> io::Result<Accepted> {
+        let result = match self {
+            Self::Tcp(l) => l.accept().map(|(stream, addr)| {
+                if !filter.allows(addr.ip()) {
+                    return Accepted::Refused(addr.to_string());
+                }
+                // Without TCP_NODELAY small responses wait for the peer's delayed ACK (flup loses 44 ms per
+                // request to this).
+                let _ = stream.set_nodelay(true);
+                Accepted::Connection(SocketStream::Tcp {
+                    stream,
+                    peer: addr.to_string(),
+                })
+            }),
+            Self::Unix { listener, path } => listener.accept().map(|(stream, _)| {
+                let peer = path
+                    .as_ref()
+                    .map_or_else(|| "unix socket".into(), |p| format!("unix:{}", p.display()));
+                Accepted::Connection(SocketStream::Unix { stream, peer })
+            }),
+        };
+        match result {
+            Ok(accepted) => Ok(accepted),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Accepted::WouldBlock),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted || e.kind() == io::ErrorKind::ConnectionAborted => {
+                Ok(Accepted::WouldBlock)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl AsFd for Listener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Self::Tcp(l) => l.as_fd(),
+            Self::Unix { listener, .. } => listener.as_fd(),
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Self::Unix { path: Some(path), .. } = self {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+fn remove_stale_socket(path: &Path) -> Result<(), ListenError> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(ListenError::SocketFile {
+                path: path.to_owned(),
+                source,
+            })
+        }
+    };
+    if !meta.file_type().is_socket() {
+        return Err(ListenError::NotASocket(path.to_owned()));
+    }
+    match UnixStream::connect(path) {
+        Ok(_) => Err(ListenError::InUse(path.to_owned())),
+        Err(_) => fs::remove_file(path).map_err(|source| ListenError::SocketFile {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+fn replace_fd0_with_dev_null() -> io::Result<()> {
+    let null = fs::File::open("/dev/null")?;
+    // SAFETY: dup2 onto fd 0 atomically replaces the descriptor we already duplicated elsewhere.
+    if unsafe { libc::dup2(null.as_raw_fd(), FCGI_LISTENSOCK_FILENO) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+impl SocketStream {
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Self::Tcp { stream, .. } => stream.as_fd(),
+            Self::Unix { stream, .. } => stream.as_fd(),
+        }
+    }
+
+    /// Wraps an already connected socket (tests, tools).
+    pub fn from_tcp(stream: TcpStream) -> Self {
+        let peer = stream.peer_addr().map_or_else(|_| "tcp peer".into(), |a| a.to_string());
+        Self::Tcp { stream, peer }
+    }
+}
+
+impl AsFd for SocketStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd()
+    }
+}
+
+impl Stream for SocketStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let result = match self {
+                Self::Tcp { stream, .. } => stream.read(buf),
+                Self::Unix { stream, .. } => stream.read(buf),
+            };
+            match result {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // A peer that resets the connection has gone: for us that is the end of the stream.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(0),
+                other => return other,
+            }
+        }
+    }
+
+    fn try_read(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        let fd = self.fd().as_raw_fd();
+        loop {
+            // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the duration of the call.
+            let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+            if n >= 0 {
+                // n is non-negative and at most buf.len().
+                return Ok(Some(n as usize));
+            }
+            let err = io::Error::last_os_error();
+            match err.kind() {
+                io::ErrorKind::WouldBlock => return Ok(None),
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::ConnectionReset => return Ok(Some(0)),
+                _ => return Err(err),
+            }
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Self::Tcp { stream, .. } => stream.write_all(buf),
+            Self::Unix { stream, .. } => stream.write_all(buf),
+        }
+    }
+
+    fn close(&mut self) -> io::Result<()> {
+        let result = match self {
+            Self::Tcp { stream, .. } => stream.shutdown(Shutdown::Write),
+            Self::Unix { stream, .. } => stream.shutdown(Shutdown::Write),
+        };
+        match result {
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            other => other,
+        }
+    }
+
+    fn peer(&self) -> &str {
+        match self {
+            Self::Tcp { peer, .. } | Self::Unix { peer, .. } => peer,
+        }
+    }
+}
+
+/// Creates a socket from a raw descriptor handed over by a test harness or launcher.
+///
+/// # Safety
+/// `fd` must be an open socket descriptor that nothing else owns.
+pub unsafe fn socket_from_raw_fd(fd: RawFd) -> Socket {
+    // SAFETY: guaranteed by the caller.
+    unsafe { Socket::from_raw_fd(fd) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_path(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("pyfcgi-test-{}-{name}", std::process::id()))
+    }
+
+    #[test]
+    fn tcp_bind_accepts_with_nodelay_and_filter() {
+        let listener = Listener::bind(&BindAddress::Tcp("127.0.0.1:0".into()), 0o600).unwrap();
+        let port = listener.local_port().unwrap();
+        assert!(matches!(
+            listener.accept(&PeerFilter::default()).unwrap(),
+            Accepted::WouldBlock
+        ));
+
+        let _client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let accepted = loop {
+            match listener.accept(&PeerFilter::default()).unwrap() {
+                Accepted::WouldBlock => std::thread::yield_now(),
+                other => break other,
+            }
+        };
+        let Accepted::Connection(SocketStream::Tcp { stream, .. }) = accepted else {
+            panic!("expected tcp")
+        };
+        assert!(stream.nodelay().unwrap());
+
+        let _client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let only_other = PeerFilter::parse(Some("10.1.2.3")).unwrap();
+        let refused = loop {
+            match listener.accept(&only_other).unwrap() {
+                Accepted::WouldBlock => std::thread::yield_now(),
+                other => break other,
+            }
+        };
+        assert!(matches!(refused, Accepted::Refused(peer) if peer.starts_with("127.0.0.1:")));
+    }
+
+    #[test]
+    fn unix_bind_sets_mode_and_replaces_stale_socket() {
+        let path = temp_path("stale.sock");
+        let _ = fs::remove_file(&path);
+        {
+            // A socket file whose server is gone.
+            let stale = UnixListener::bind(&path).unwrap();
+            drop(stale);
+        }
+        assert!(path.exists());
+        let listener = Listener::bind(&BindAddress::Unix(path.clone()), 0o660).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o660);
+        // A second server on the same path is refused while the first one lives.
+        assert!(matches!(
+            Listener::bind(&BindAddress::Unix(path.clone()), 0o660),
+            Err(ListenError::InUse(_))
+        ));
+        drop(listener);
+        assert!(!path.exists(), "the socket file is removed when the listener goes away");
+    }
+
+    #[test]
+    fn unix_bind_refuses_to_replace_a_regular_file() {
+        let path = temp_path("regular-file");
+        fs::write(&path, b"precious").unwrap();
+        assert!(matches!(
+            Listener::bind(&BindAddress::Unix(path.clone()), 0o660),
+            Err(ListenError::NotASocket(_))
+        ));
+        assert_eq!(fs::read(&path).unwrap(), b"precious");
+        fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn try_read_does_not_block() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let mut stream = SocketStream::Unix {
+            stream: a,
+            peer: "pair".into(),
+        };
+        let mut buf = [0u8; 8];
+        assert_eq!(stream.try_read(&mut buf).unwrap(), None);
+        b.write_all(b"hi").unwrap();
+        assert_eq!(stream.try_read(&mut buf).unwrap(), Some(2));
+        drop(b);
+        assert_eq!(stream.try_read(&mut buf).unwrap(), Some(0));
+    }
+}
