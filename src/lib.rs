@@ -5,4 +5,5 @@
 //! [`server`] drives connections and runs requests through a [`server::Handler`], and the WSGI bridge
 //! (`config`, `python`, `wsgi`) is one such handler.
 
+pub mod config;
 pub mod protocol;
