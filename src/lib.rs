@@ -7,6 +7,9 @@
 
 pub mod config;
 pub mod launch;
+pub mod logging;
 pub mod protocol;
+pub mod python;
 pub mod server;
 pub mod transport;
+pub mod wsgi;

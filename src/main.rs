@@ -1,1 +1,242 @@
-fn main() {}
+//! The `pyfcgi` command: serve a WSGI application over FastCGI (the default, which is what a web server runs),
+//! or `check` a configuration exactly as a request would resolve it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use pyfcgi::config::{parse_bool, CliOverrides, LogLevel};
+use pyfcgi::launch::{self, ServeOptions};
+use pyfcgi::python::{self, StartOptions};
+use pyfcgi::server::Shutdown;
+use pyfcgi::wsgi::{app, AppLoader, WsgiHandler};
+use pyo3::prelude::*;
+use tracing::{error, info};
+
+#[derive(Parser)]
+#[command(
+    name = "pyfcgi",
+    version,
+    about = "Run Python WSGI applications under IIS and any FastCGI web server"
+)]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the application (the default when no command is given).
+    Serve(ServeArgs),
+    /// Resolve the configuration as a request would, import the application, and report what is wrong.
+    Check(AppArgs),
+}
+
+#[derive(Args, Clone)]
+struct ServeArgs {
+    #[command(flatten)]
+    server: ServeOptions,
+    #[command(flatten)]
+    app: AppArgs,
+}
+
+/// Application settings. Each overrides the environment variable or web.config appSetting of the same meaning.
+#[derive(Args, Clone, Default)]
+struct AppArgs {
+    /// The WSGI callable, as WSGI_HANDLER: `package.module.app`, `module.factory()`, or `module:app`.
+    #[arg(long = "app", value_name = "HANDLER")]
+    wsgi_handler: Option<String>,
+    /// The application root: web.config is read here, it is put first on sys.path and made the working
+    /// directory (PYFCGI_APP_ROOT; under IIS the default is APPL_PHYSICAL_PATH).
+    #[arg(long, value_name = "DIR")]
+    app_root: Option<PathBuf>,
+    /// Extra import paths appended to sys.path, `;`-separated (as PYTHONPATH in web.config).
+    #[arg(long = "python-path", value_name = "PATHS")]
+    pythonpath: Option<String>,
+    /// The virtual environment to use (PYFCGI_VENV); by default one around the executable or VIRTUAL_ENV.
+    #[arg(long, value_name = "DIR")]
+    venv: Option<PathBuf>,
+    /// Log file (WSGI_LOG); by default the log goes to stderr.
+    #[arg(long = "log-file", value_name = "PATH")]
+    wsgi_log: Option<PathBuf>,
+    /// Log level: off, error, warn, info, debug, trace (PYFCGI_LOG_LEVEL).
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<LogLevel>,
+    /// Show tracebacks to the browser on errors (PYFCGI_DEBUG). Never on a public site.
+    #[arg(long)]
+    debug: bool,
+    /// Also send error reports as FastCGI stderr, like wfastcgi (PYFCGI_ERRORS_TO_STDERR).
+    #[arg(long)]
+    errors_to_stderr: bool,
+    /// Do not log one line per request (PYFCGI_ACCESS_LOG=0).
+    #[arg(long)]
+    no_access_log: bool,
+}
+
+impl AppArgs {
+    fn overrides(&self) -> CliOverrides {
+        CliOverrides {
+            wsgi_handler: self.wsgi_handler.clone(),
+            pythonpath: self.pythonpath.clone(),
+            wsgi_log: self.wsgi_log.clone(),
+            venv: self.venv.clone(),
+            app_root: self.app_root.clone(),
+            log_level: self.log_level,
+            debug: self.debug.then_some(true),
+            errors_to_stderr: self.errors_to_stderr.then_some(true),
+            access_log: self.no_access_log.then_some(false),
+            ..CliOverrides::default()
+        }
+    }
+}
+
+/// The log filter before configuration is read: `--log-level`, else PYFCGI_LOG_LEVEL, else info.
+fn log_filter(args: &AppArgs) -> String {
+    let level = args
+        .log_level
+        .or_else(|| std::env::var("PYFCGI_LOG_LEVEL").ok().and_then(|v| v.parse().ok()))
+        .unwrap_or(LogLevel::Info);
+    let access_off =
+        args.no_access_log || std::env::var("PYFCGI_ACCESS_LOG").ok().as_deref().and_then(parse_bool) == Some(false);
+    if access_off {
+        format!("{},pyfcgi::access=off", level.as_str())
+    } else {
+        level.as_str().to_owned()
+    }
+}
+
+/// Starts the interpreter with the venv from the command line or the environment.
+fn start_python(loader: &AppLoader) -> anyhow::Result<python::PythonInfo> {
+    let venv = loader
+        .resolve_settings(None)
+        .ok()
+        .and_then(|(settings, _)| settings.venv.value);
+    let info = python::start(&StartOptions { venv }).context("cannot start the embedded Python")?;
+    info!(
+        version = %info.version.split_whitespace().next().unwrap_or(""),
+        executable = %info.executable,
+        prefix = %info.prefix,
+        venv = %info.venv.as_ref().map(|v| format!("{} ({})", v.root.display(), v.found_by)).unwrap_or_else(|| "none".into()),
+        "Python started"
+    );
+    Ok(info)
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    pyfcgi::logging::init(&log_filter(&args.app));
+    let loader = AppLoader::new(args.app.overrides(), args.server.workers > 1);
+    if let Ok((settings, _)) = loader.resolve_settings(None) {
+        if let Some(path) = &settings.wsgi_log.value {
+            if let Err(err) = pyfcgi::logging::log_to_file(path) {
+                error!(path = %path.display(), %err, "WSGI_LOG cannot be opened; logging to stderr");
+            }
+        }
+    }
+    info!(
+        version = env!("CARGO_PKG_VERSION"),
+        pid = std::process::id(),
+        "pyfcgi starting"
+    );
+    start_python(&loader)?;
+    let handler = WsgiHandler::new(loader).context("cannot prepare the WSGI handler")?;
+    // Under IIS the application root arrives with the first request (APPL_PHYSICAL_PATH); elsewhere everything
+    // is known now, and loading early makes the first request fast and start-up errors visible at once.
+    let app_root_known = handler
+        .loader()
+        .resolve_settings(None)
+        .is_ok_and(|(s, _)| s.app_root.value.is_some());
+    if cfg!(unix) || app_root_known {
+        Python::attach(|py| {
+            let _ = handler.loader().get(py, None);
+        });
+    }
+    launch::serve(&args.server, Arc::new(handler), Shutdown::new())?;
+    Python::attach(|py| {
+        // The interpreter is not finalized (application threads may still run), but atexit handlers, which
+        // flush logs and close pools, get their chance.
+        if let Err(err) = py.import("atexit").and_then(|m| m.call_method0("_run_exitfuncs")) {
+            error!(%err, "atexit handlers failed");
+        }
+    });
+    Ok(())
+}
+
+fn check(args: AppArgs) -> anyhow::Result<bool> {
+    pyfcgi::logging::init("warn");
+    let loader = AppLoader::new(args.overrides(), false);
+    println!("pyfcgi {}", env!("CARGO_PKG_VERSION"));
+    let (settings, app_root) = match loader.resolve_settings(None) {
+        Ok(resolved) => resolved,
+        Err(failure) => {
+            println!("\nConfiguration error:\n{}", failure.detail);
+            return Ok(false);
+        }
+    };
+    println!("Application root: {}", app_root.display());
+    match pyfcgi::config::find_web_config(&app_root) {
+        Ok(Some(path)) => println!("web.config: {}", path.display()),
+        Ok(None) => println!("web.config: none in the application root"),
+        Err(err) => println!("web.config: {err}"),
+    }
+    println!(
+        "\nSettings (value and where it came from):\n{}",
+        app::describe(&settings)
+    );
+    let info = start_python(&loader)?;
+    println!("Python {}", info.version.replace('\n', " "));
+    println!("  executable: {}", info.executable);
+    println!("  prefix: {}", info.prefix);
+    match &info.venv {
+        Some(venv) => println!(
+            "  virtual environment: {} (found by {})",
+            venv.root.display(),
+            venv.found_by
+        ),
+        None => println!("  virtual environment: none"),
+    }
+    let ok = Python::attach(|py| match loader.get(py, None) {
+        Ok(app) => {
+            let path = py
+                .import("sys")
+                .and_then(|s| s.getattr("path"))
+                .map(|p| p.to_string())
+                .unwrap_or_default();
+            println!("  sys.path: {path}");
+            let repr = app.callable.bind(py).repr().map(|r| r.to_string()).unwrap_or_default();
+            println!(
+                "\nWSGI_HANDLER {:?} resolves to {repr}",
+                settings.wsgi_handler.value.as_deref().unwrap_or("")
+            );
+            println!("OK: the application imports and is callable.");
+            true
+        }
+        Err(failure) => {
+            println!("\n{}:\n\n{}", failure.context, failure.detail);
+            false
+        }
+    });
+    Ok(ok)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => serve(cli.serve).map(|()| true),
+        Some(Command::Serve(args)) => serve(args).map(|()| true),
+        Some(Command::Check(args)) => check(args),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            error!("{err:#}");
+            eprintln!("pyfcgi: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

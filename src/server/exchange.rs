@@ -72,7 +72,7 @@ pub struct Exchange {
     body_read: u64,
     body_sent: u64,
     failed: Option<FailState>,
-    close_after: bool,
+    abandoned: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +93,7 @@ impl Exchange {
             body_read: 0,
             body_sent: 0,
             failed: None,
-            close_after: false,
+            abandoned: false,
         }
     }
 
@@ -286,15 +286,22 @@ impl Exchange {
         self.failed.is_some() || self.poll_abort().is_err()
     }
 
-    /// Ends the connection after this request even if the web server asked to keep it (for example when the
-    /// application sent fewer bytes than its Content-Length, so the web server does not wait for the rest).
-    pub fn close_connection_after(&mut self) {
-        self.close_after = true;
+    /// Gives up on the response: what was written so far is sent, then the connection is closed without
+    /// END_REQUEST, so the web server treats the response as failed (and tells its client) instead of as complete.
+    /// Used when the application fails after its headers went out, or sends fewer bytes than its Content-Length.
+    pub fn abandon(&mut self) {
+        self.abandoned = true;
     }
 
     /// Ends the request: drains the unread body, writes the held headers, the empty STDOUT and END_REQUEST, and
     /// says whether the connection can be reused.
     pub(crate) fn finish(mut self, app_status: u32) -> (Conn, Finish) {
+        if self.abandoned {
+            let _ = self.write_out();
+            let _ = self.conn.parser_mut().finish_request();
+            let _ = self.conn.stream_mut().close();
+            return (self.conn, Finish::Close);
+        }
         let mut clean = match self.failed {
             None => true,
             // An aborted request still gets its END_REQUEST; the connection stays usable.
@@ -315,11 +322,7 @@ impl Exchange {
             }
         }
         let keep = self.conn.parser_mut().finish_request();
-        let finish = if clean && keep && !self.close_after {
-            Finish::KeepOpen
-        } else {
-            Finish::Close
-        };
+        let finish = if clean && keep { Finish::KeepOpen } else { Finish::Close };
         if finish == Finish::Close {
             let _ = self.conn.stream_mut().close();
         }

@@ -88,7 +88,7 @@ pub(crate) fn serve_available(
                 let _ = conn.stream_mut().close();
                 return ConnOutcome::Closed(Some(conn));
             }
-            Ok(Some(ConnEvent::Request(head))) => match run_request(conn, head, handler) {
+            Ok(Some(ConnEvent::Request(head))) => match run_request(conn, head, handler, suspend) {
                 Some((next, Finish::KeepOpen)) => conn = next,
                 Some((done, Finish::Close)) => return ConnOutcome::Closed(Some(done)),
                 None => return ConnOutcome::Closed(None),
@@ -138,10 +138,16 @@ pub(crate) fn serve_available(
     }
 }
 
-fn run_request(conn: Conn, head: RequestHead, handler: &dyn Handler) -> Option<(Conn, Finish)> {
+fn run_request(conn: Conn, head: RequestHead, handler: &dyn Handler, suspend: &dyn Suspend) -> Option<(Conn, Finish)> {
     let exchange = Exchange::new(conn, head.id, head.keep_conn);
     match catch_unwind(AssertUnwindSafe(|| handler.handle(head, exchange))) {
-        Ok((exchange, app_status)) => Some(exchange.finish(app_status)),
+        Ok((exchange, app_status)) => {
+            // Ending a request may block (draining an unread upload, a slow peer), so it runs suspended.
+            let mut exchange = Some(exchange);
+            let mut finished = None;
+            suspend.suspend(&mut || finished = exchange.take().map(|e| e.finish(app_status)));
+            finished
+        }
         Err(_) => {
             error!("request handler panicked; its connection was closed");
             None

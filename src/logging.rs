@@ -1,0 +1,114 @@
+//! Where pyfcgi's log goes: `tracing` events formatted one per line to stderr until configuration says
+//! otherwise, then to `WSGI_LOG` (which, as in wfastcgi, may only be known after web.config is read on the first
+//! request). A log file that cannot be opened is reported once and logging carries on at the previous target: a
+//! log must never take the site down. Under IIS stderr is an invalid handle; writes to it fail silently.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::EnvFilter;
+
+enum Target {
+    Stderr,
+    File { path: PathBuf, file: File },
+}
+
+static TARGET: Mutex<Target> = Mutex::new(Target::Stderr);
+static INSTALLED: OnceLock<()> = OnceLock::new();
+
+fn target() -> MutexGuard<'static, Target> {
+    TARGET.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The writer tracing formats into: each event is written with one call while the target is locked, so lines
+/// from different threads never interleave.
+pub struct SinkWriter {
+    buffer: Vec<u8>,
+}
+
+impl Write for SinkWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.buffer.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for SinkWriter {
+    fn drop(&mut self) {
+        if self.buffer.is_empty() {
+            return;
+        }
+        // Failures are ignored on purpose: there is nowhere left to report them, and the site must keep serving.
+        match &mut *target() {
+            Target::Stderr => {
+                let _ = io::stderr().write_all(&self.buffer);
+            }
+            Target::File { file, .. } => {
+                let _ = file.write_all(&self.buffer);
+            }
+        }
+    }
+}
+
+struct Sink;
+
+impl<'a> MakeWriter<'a> for Sink {
+    type Writer = SinkWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        SinkWriter {
+            buffer: Vec::with_capacity(256),
+        }
+    }
+}
+
+/// Installs the subscriber. `filter` uses `RUST_LOG` syntax (e.g. `info`, `info,pyfcgi::access=off`); the
+/// environment variable `PYFCGI_LOG` overrides it. Calling it again does nothing.
+pub fn init(filter: &str) {
+    INSTALLED.get_or_init(|| {
+        let filter = EnvFilter::try_from_env("PYFCGI_LOG").unwrap_or_else(|_| EnvFilter::new(filter));
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(Sink)
+            .with_ansi(ansi)
+            .try_init();
+    });
+}
+
+/// Sends the log to `path` (opened for appending, created if missing). On failure the previous target is kept
+/// and the error is returned for the caller to report once.
+///
+/// # Errors
+/// When the file cannot be opened.
+pub fn log_to_file(path: &Path) -> io::Result<()> {
+    if let Target::File { path: current, .. } = &*target() {
+        if current == path {
+            return Ok(());
+        }
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let file = OpenOptions::new().create(true).append(true).open(path)?;
+    *target() = Target::File {
+        path: path.to_path_buf(),
+        file,
+    };
+    Ok(())
+}
+
+/// The file the log goes to, if any.
+pub fn current_file() -> Option<PathBuf> {
+    match &*target() {
+        Target::File { path, .. } => Some(path.clone()),
+        Target::Stderr => None,
+    }
+}

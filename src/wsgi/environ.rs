@@ -1,0 +1,341 @@
+//! Building the PEP 3333 `environ` dict from a request's FastCGI params: native strings decoded as latin-1, keys
+//! cached per worker thread (the same few dozen names arrive on every request), `wsgi.*` keys, the URL scheme
+//! from `HTTPS`/`REQUEST_SCHEME` only (never from client headers), and, for requests from IIS, wfastcgi's
+//! PATH_INFO/SCRIPT_NAME rules and its extra raw-bytes keys. The path rules are plain functions over bytes so
+//! they are tested without Python.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
+use pyo3::{ffi, intern};
+
+use crate::protocol::Params;
+
+/// How paths are presented to the application.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathRules {
+    /// wfastcgi's `SCRIPT_NAME` setting: a mount prefix split off PATH_INFO (IIS only).
+    pub script_name: Option<String>,
+    /// wfastcgi's `AllowPathInfoForScriptMappings`: keep IIS's SCRIPT_NAME instead of clearing it.
+    pub allow_path_info_for_script_mappings: bool,
+    /// Opt-in: the mount prefix from `APPL_MD_PATH` when no SCRIPT_NAME setting is given (IIS only).
+    pub script_name_from_appl_md_path: bool,
+    /// Opt-in: PATH_INFO rebuilt from `REQUEST_URI`, percent-decoded to exact bytes (IIS only).
+    pub path_info_from_request_uri: bool,
+}
+
+/// Whether a request came through IIS (whose params follow IIS's conventions, not CGI's).
+pub fn is_iis(params: &Params) -> bool {
+    params
+        .get(b"SERVER_SOFTWARE")
+        .is_some_and(|s| s.starts_with(b"Microsoft-IIS"))
+        || params.get(b"APPL_MD_PATH").is_some()
+}
+
+/// PATH_INFO and SCRIPT_NAME for a request from IIS, following wfastcgi 3.0.0 (wfastcgi.md §3) plus the opt-in
+/// improvements.
+pub fn iis_paths(params: &Params, rules: &PathRules) -> (Vec<u8>, Vec<u8>) {
+    let mut path_info: Vec<u8> = if rules.path_info_from_request_uri {
+        let uri = params.get(b"REQUEST_URI").unwrap_or_default();
+        let path = uri.split(|b| *b == b'?').next().unwrap_or_default();
+        percent_decode(path)
+    } else {
+        params
+            .get(b"HTTP_X_ORIGINAL_URL")
+            .or_else(|| params.get(b"PATH_INFO"))
+            .unwrap_or_default()
+            .to_vec()
+    };
+    if !rules.path_info_from_request_uri {
+        // IIS has already decoded PATH_INFO, so this also cuts at an encoded %3F: wfastcgi's behaviour, kept.
+        if let Some(q) = path_info.iter().position(|b| *b == b'?') {
+            path_info.truncate(q);
+        }
+    }
+    let mut script_name = if rules.allow_path_info_for_script_mappings {
+        params.get(b"SCRIPT_NAME").unwrap_or_default().to_vec()
+    } else {
+        Vec::new()
+    };
+
+    if let Some(prefix) = rules.script_name.as_deref().filter(|p| !p.is_empty()) {
+        // wfastcgi compares case-insensitively and does not check segment boundaries; kept for compatibility.
+        let prefix = prefix.as_bytes();
+        if path_info.len() >= prefix.len() && path_info[..prefix.len()].eq_ignore_ascii_case(prefix) {
+            script_name = prefix.to_vec();
+            path_info.drain(..prefix.len());
+        }
+    } else if rules.script_name_from_appl_md_path {
+        if let Some(mount) = params.get(b"APPL_MD_PATH").and_then(mount_from_appl_md_path) {
+            let boundary = path_info.get(mount.len()).is_none_or(|b| *b == b'/');
+            if boundary && path_info.len() >= mount.len() && path_info[..mount.len()].eq_ignore_ascii_case(&mount) {
+                script_name = path_info.drain(..mount.len()).collect();
+            }
+        }
+    }
+    (path_info, script_name)
+}
+
+/// `/LM/W3SVC/1/ROOT/shop/api` → `/shop/api`; the site root (`.../ROOT`) has no mount prefix.
+fn mount_from_appl_md_path(md_path: &[u8]) -> Option<Vec<u8>> {
+    let upper = md_path.to_ascii_uppercase();
+    let at = upper.windows(5).position(|w| w == b"/ROOT")?;
+    let rest = &md_path[at + 5..];
+    (!rest.is_empty() && rest[0] == b'/')
+        .then(|| rest.trim_ascii_end().to_vec())
+        .filter(|m| m.len() > 1)
+}
+
+/// Decodes `%XX` escapes to bytes; malformed escapes are kept as they are.
+pub fn percent_decode(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        if input[i] == b'%' && i + 2 < input.len() {
+            let hex = |b: u8| (b as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(input[i + 1]), hex(input[i + 2])) {
+                // Two hex digits make at most 255.
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(input[i]);
+        i += 1;
+    }
+    out
+}
+
+/// The URL scheme: `HTTPS=on` (any case) or `REQUEST_SCHEME=https` mean https. Headers such as
+/// X-Forwarded-Proto are client-controlled and never used.
+pub fn url_scheme(params: &Params) -> &'static str {
+    let https = params
+        .get(b"HTTPS")
+        .is_some_and(|v| v.eq_ignore_ascii_case(b"on") || v == b"1");
+    let scheme = params
+        .get(b"REQUEST_SCHEME")
+        .is_some_and(|v| v.eq_ignore_ascii_case(b"https"));
+    if https || scheme {
+        "https"
+    } else {
+        "http"
+    }
+}
+
+/// Most distinct parameter names cached per thread; names beyond that are made per request (clients choose
+/// header names, so the cache must not grow without bound).
+const KEY_CACHE_LIMIT: usize = 512;
+
+thread_local! {
+    static KEY_CACHE: RefCell<HashMap<Box<[u8]>, Py<PyString>>> = RefCell::new(HashMap::with_capacity(64));
+}
+
+/// A str from latin-1 bytes, as PEP 3333 requires for native strings.
+pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
+    // SAFETY: PyUnicode_DecodeLatin1 reads exactly `len` bytes and cannot fail for any input except on memory
+    // exhaustion, where it returns NULL and from_owned_ptr_or_err reports the MemoryError.
+    unsafe {
+        let ptr = ffi::PyUnicode_DecodeLatin1(bytes.as_ptr().cast(), bytes.len() as ffi::Py_ssize_t, std::ptr::null());
+        match Bound::from_owned_ptr_or_err(py, ptr) {
+            Ok(obj) => obj.cast_into_unchecked(),
+            Err(_) => PyString::new(py, &String::from_utf8_lossy(bytes)),
+        }
+    }
+}
+
+fn key<'py>(py: Python<'py>, name: &[u8]) -> Bound<'py, PyString> {
+    KEY_CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(key) = cache.get(name) {
+            return key.bind(py).clone();
+        }
+        // Interned keys make the app's own lookups (environ['PATH_INFO']) hit the fast pointer comparison.
+        let key = match std::str::from_utf8(name) {
+            Ok(text) if text.is_ascii() => PyString::intern(py, text),
+            _ => latin1(py, name),
+        };
+        if cache.len() < KEY_CACHE_LIMIT {
+            cache.insert(name.into(), key.clone().unbind());
+        }
+        key
+    })
+}
+
+static WSGI_VERSION: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
+
+/// Per-server facts that appear in every environ.
+#[derive(Debug, Clone)]
+pub struct EnvironDefaults {
+    pub multithread: bool,
+    pub multiprocess: bool,
+    pub rules: PathRules,
+}
+
+/// Builds the environ. `input`, `errors` and `file_wrapper` are the request's objects.
+///
+/// # Errors
+/// Only on Python memory errors.
+pub fn build<'py>(
+    py: Python<'py>,
+    params: &Params,
+    defaults: &EnvironDefaults,
+    input: &Bound<'py, PyAny>,
+    errors: &Bound<'py, PyAny>,
+    file_wrapper: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let environ = PyDict::new(py);
+    let iis = is_iis(params);
+    for (name, value) in params.iter() {
+        // Some servers send the body headers twice; PEP 3333 has them only without the HTTP_ prefix.
+        if name == b"HTTP_CONTENT_TYPE" || name == b"HTTP_CONTENT_LENGTH" {
+            continue;
+        }
+        environ.set_item(key(py, name), latin1(py, value))?;
+    }
+    if iis {
+        let (path_info, script_name) = iis_paths(params, &defaults.rules);
+        environ.set_item(intern!(py, "PATH_INFO"), latin1(py, &path_info))?;
+        environ.set_item(intern!(py, "SCRIPT_NAME"), latin1(py, &script_name))?;
+        environ.set_item(intern!(py, "wsgi.path_info"), PyBytes::new(py, &path_info))?;
+        environ.set_item(intern!(py, "wsgi.script_name"), PyBytes::new(py, &script_name))?;
+        let query = params.get(b"QUERY_STRING").unwrap_or_default();
+        environ.set_item(intern!(py, "wsgi.query_string"), PyBytes::new(py, query))?;
+        if let Some(original) = params.get(b"HTTP_X_ORIGINAL_URL") {
+            environ.set_item(intern!(py, "wfastcgi.http_x_original_url"), PyBytes::new(py, original))?;
+        }
+    } else {
+        // CGI requires both keys; some servers leave them out for the root.
+        for name in ["SCRIPT_NAME", "PATH_INFO", "QUERY_STRING"] {
+            if params.get(name.as_bytes()).is_none() {
+                environ.set_item(name, intern!(py, ""))?;
+            }
+        }
+    }
+    if params.get(b"REQUEST_METHOD").is_none() {
+        environ.set_item(intern!(py, "REQUEST_METHOD"), intern!(py, "GET"))?;
+    }
+    let version = WSGI_VERSION.get_or_init(py, || {
+        PyTuple::new(py, [1, 0])
+            .map(Bound::unbind)
+            .unwrap_or_else(|_| PyTuple::empty(py).unbind())
+    });
+    environ.set_item(intern!(py, "wsgi.version"), version.bind(py))?;
+    environ.set_item(intern!(py, "wsgi.url_scheme"), PyString::intern(py, url_scheme(params)))?;
+    environ.set_item(intern!(py, "wsgi.input"), input)?;
+    environ.set_item(intern!(py, "wsgi.errors"), errors)?;
+    environ.set_item(intern!(py, "wsgi.multithread"), defaults.multithread)?;
+    environ.set_item(intern!(py, "wsgi.multiprocess"), defaults.multiprocess)?;
+    environ.set_item(intern!(py, "wsgi.run_once"), false)?;
+    environ.set_item(intern!(py, "wsgi.input_terminated"), true)?;
+    environ.set_item(intern!(py, "wsgi.file_wrapper"), file_wrapper)?;
+    Ok(environ)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Params {
+        Params::from_pairs(pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+    }
+
+    fn paths(p: &[(&str, &str)], rules: &PathRules) -> (String, String) {
+        let (pi, sn) = iis_paths(&params(p), rules);
+        (String::from_utf8(pi).unwrap(), String::from_utf8(sn).unwrap())
+    }
+
+    #[test]
+    fn detects_iis() {
+        assert!(is_iis(&params(&[("SERVER_SOFTWARE", "Microsoft-IIS/10.0")])));
+        assert!(is_iis(&params(&[("APPL_MD_PATH", "/LM/W3SVC/1/ROOT")])));
+        assert!(!is_iis(&params(&[("SERVER_SOFTWARE", "nginx/1.22.1")])));
+    }
+
+    #[test]
+    fn iis_clears_script_name_by_default() {
+        let p = [("PATH_INFO", "/test/this"), ("SCRIPT_NAME", "/test/this")];
+        assert_eq!(paths(&p, &PathRules::default()), ("/test/this".into(), "".into()));
+        let keep = PathRules {
+            allow_path_info_for_script_mappings: true,
+            ..PathRules::default()
+        };
+        assert_eq!(paths(&p, &keep), ("/test/this".into(), "/test/this".into()));
+    }
+
+    #[test]
+    fn iis_x_original_url_wins_and_query_is_cut() {
+        let p = [
+            ("PATH_INFO", "/handler.fcgi/x"),
+            ("HTTP_X_ORIGINAL_URL", "/fob/oar/baz?a=b"),
+        ];
+        assert_eq!(paths(&p, &PathRules::default()), ("/fob/oar/baz".into(), "".into()));
+    }
+
+    #[test]
+    fn iis_script_name_setting_is_a_case_insensitive_prefix() {
+        let rules = PathRules {
+            script_name: Some("/Test".into()),
+            ..PathRules::default()
+        };
+        assert_eq!(
+            paths(&[("PATH_INFO", "/test/this")], &rules),
+            ("/this".into(), "/Test".into())
+        );
+        // wfastcgi does not check the segment boundary.
+        assert_eq!(
+            paths(&[("PATH_INFO", "/testing")], &rules),
+            ("ing".into(), "/Test".into())
+        );
+        assert_eq!(paths(&[("PATH_INFO", "/other")], &rules), ("/other".into(), "".into()));
+    }
+
+    #[test]
+    fn appl_md_path_mount_is_opt_in_and_respects_segments() {
+        let rules = PathRules {
+            script_name_from_appl_md_path: true,
+            ..PathRules::default()
+        };
+        let p = [("APPL_MD_PATH", "/LM/W3SVC/1/ROOT/shop"), ("PATH_INFO", "/shop/cart")];
+        assert_eq!(paths(&p, &rules), ("/cart".into(), "/shop".into()));
+        let p = [("APPL_MD_PATH", "/LM/W3SVC/1/ROOT/shop"), ("PATH_INFO", "/shopping")];
+        assert_eq!(paths(&p, &rules), ("/shopping".into(), "".into()));
+        let p = [("APPL_MD_PATH", "/LM/W3SVC/1/ROOT"), ("PATH_INFO", "/x")];
+        assert_eq!(paths(&p, &rules), ("/x".into(), "".into()));
+        let p = [("APPL_MD_PATH", "/LM/W3SVC/1/ROOT/shop"), ("PATH_INFO", "/shop/cart")];
+        assert_eq!(paths(&p, &PathRules::default()), ("/shop/cart".into(), "".into()));
+    }
+
+    #[test]
+    fn request_uri_path_info_is_exact_bytes() {
+        let rules = PathRules {
+            path_info_from_request_uri: true,
+            ..PathRules::default()
+        };
+        let p = [("PATH_INFO", "/caf?"), ("REQUEST_URI", "/caf%C3%A9/a%3Fb?x=1")];
+        let (pi, _) = iis_paths(&params(&p), &rules);
+        assert_eq!(
+            pi,
+            "/café/a?b".as_bytes(),
+            "an encoded ? is part of the path, unlike in wfastcgi"
+        );
+    }
+
+    #[test]
+    fn percent_decoding_keeps_malformed_escapes() {
+        assert_eq!(percent_decode(b"a%20b%zz%4"), b"a b%zz%4");
+        assert_eq!(percent_decode(b"%E2%82%AC"), "€".as_bytes());
+        assert_eq!(percent_decode(b"%"), b"%");
+    }
+
+    #[test]
+    fn scheme_comes_from_https_or_request_scheme_only() {
+        assert_eq!(url_scheme(&params(&[("HTTPS", "on")])), "https");
+        assert_eq!(url_scheme(&params(&[("HTTPS", "ON")])), "https");
+        assert_eq!(url_scheme(&params(&[("HTTPS", "off")])), "http");
+        assert_eq!(url_scheme(&params(&[("REQUEST_SCHEME", "https")])), "https");
+        assert_eq!(url_scheme(&params(&[("HTTP_X_FORWARDED_PROTO", "https")])), "http");
+    }
+}
