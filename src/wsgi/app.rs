@@ -126,7 +126,7 @@ impl AppLoader {
         let (settings, app_root) = self.resolve_settings(params).inspect_err(|f| {
             error!(context = f.context, "cannot load the application: {}", f.detail);
         })?;
-        self.open_log(&settings);
+        self.open_log(&settings, &app_root);
         info!(app_root = %app_root.display(), "initializing the application");
         let result = prepare_python(py, &settings, &app_root).and_then(|exported| {
             let callable = resolve_handler(py, &settings)?;
