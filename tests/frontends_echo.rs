@@ -1,0 +1,430 @@
+//! End to end through real front servers: the echo responder (`tests/fixtures/echo_responder.rs`, pyfcgi's real
+//! start-up path and server with a Rust handler) behind nginx (TCP and Unix socket, buffered and streaming),
+//! lighttpd spawning it with the listening socket on fd 0, Apache `mod_proxy_fcgi` (TCP and Unix socket) and
+//! Apache `mod_fcgid` spawning it. A missing server fails these tests; nothing is skipped.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::frontends::{Apache, ApacheBackend, ApacheConfig, Frontend, Lighttpd, LighttpdConfig, Nginx, NginxConfig};
+use support::http::{self, Body, Request};
+use support::{
+    descendant_pids, echo_responder_path, exe_of, info_value, BindKind, PatternBody, Responder, Scratch, Spawn,
+};
+
+const MIB: usize = 1024 * 1024;
+
+/// `GET /info?...` with a custom header: the CGI parameters every server must send.
+fn check_info_params(port: u16, server_protocol: &str) -> String {
+    let answer = http::request(
+        port,
+        Request::get("/info?a=1&b=two%20words").header("X-Test-Header", "yes"),
+    );
+    answer.assert_status(200);
+    assert_eq!(answer.header("Content-Type"), Some("text/plain"));
+    let text = answer.text();
+    assert_eq!(info_value(&text, "method"), "GET");
+    assert_eq!(info_value(&text, "uri"), "/info?a=1&b=two%20words");
+    assert_eq!(info_value(&text, "body_len"), "0");
+    assert_eq!(info_value(&text, "REQUEST_METHOD"), "GET");
+    assert_eq!(info_value(&text, "REQUEST_URI"), "/info?a=1&b=two%20words");
+    assert_eq!(info_value(&text, "QUERY_STRING"), "a=1&b=two%20words");
+    assert_eq!(info_value(&text, "SERVER_PROTOCOL"), server_protocol);
+    assert_eq!(info_value(&text, "GATEWAY_INTERFACE"), "CGI/1.1");
+    assert_eq!(info_value(&text, "SERVER_PORT"), port.to_string());
+    assert_eq!(info_value(&text, "REMOTE_ADDR"), "127.0.0.1");
+    assert_eq!(info_value(&text, "HTTP_X_TEST_HEADER"), "yes");
+    assert_eq!(info_value(&text, "HTTP_HOST"), format!("127.0.0.1:{port}"));
+    text
+}
+
+/// A 10 MiB POST to `/info` (length and checksum as the application saw them), an `/echo` round trip of
+/// `echo_len` bytes and a 5,000,000-byte `/big` answer.
+///
+/// `/echo` answers while it is still reading the body. Front servers that stop sending the body once the answer
+/// has begun (nginx with `fastcgi_request_buffering on`) or that send the whole body before reading any of the
+/// answer (mod_fcgid) stall on an echo larger than the socket buffers: those cases use 64 KiB here and have
+/// their own `#[ignore]`d 1 MiB tests below.
+fn check_bodies(port: u16, echo_len: usize) {
+    let started = Instant::now();
+    let len = 10 * MIB;
+    let (want_len, want_fnv) = PatternBody::checksum(1, len as u64);
+    let answer = http::request(
+        port,
+        Request::new("POST", "/info")
+            .header("Content-Type", "application/octet-stream")
+            .body(Body::Sized(len as u64, Box::new(PatternBody::new(1, len as u64)))),
+    );
+    answer.assert_status(200);
+    let text = answer.text();
+    assert_eq!(info_value(&text, "body_len"), want_len.to_string());
+    assert_eq!(info_value(&text, "body_fnv"), format!("{want_fnv:016x}"));
+    assert_eq!(info_value(&text, "CONTENT_LENGTH"), len.to_string());
+    assert_eq!(info_value(&text, "CONTENT_TYPE"), "application/octet-stream");
+    let post_time = started.elapsed();
+
+    check_echo(port, echo_len);
+
+    let answer = http::get(port, "/big?bytes=5000000");
+    answer.assert_status(200);
+    assert_eq!(answer.body.len(), 5_000_000);
+    assert!(answer.body.iter().all(|b| *b == b'x'), "/big body is not all `x`");
+    eprintln!(
+        "[timing] port {port}: 10 MiB POST {post_time:?}, all bodies {:?}",
+        started.elapsed()
+    );
+}
+
+/// `POST /echo` with `len` bytes: the same bytes come back.
+fn check_echo(port: u16, len: usize) {
+    let body = PatternBody::bytes(2, len);
+    let started = Instant::now();
+    let answer = http::post(port, "/echo", body.clone());
+    answer.assert_status(200);
+    assert_eq!(answer.body.len(), body.len(), "echo length");
+    assert!(answer.body == body, "echoed body differs");
+    eprintln!("[timing] port {port}: /echo of {len} bytes in {:?}", started.elapsed());
+}
+
+/// `HEAD /info`: the status and headers without a body.
+fn check_head(port: u16) {
+    let answer = http::request(port, Request::head("/info"));
+    answer.assert_status(200);
+    assert!(answer.body.is_empty());
+    assert_eq!(answer.header("Content-Type"), Some("text/plain"));
+}
+
+/// A static file served by the front server itself, and a 404 for a missing one.
+fn static_dir(scratch: &Scratch) -> std::path::PathBuf {
+    let dir = scratch.mkdir("static");
+    std::fs::write(dir.join("hello.txt"), "static hello\n").expect("write static file");
+    dir
+}
+
+fn check_static(port: u16) {
+    let answer = http::get(port, "/static/hello.txt");
+    answer.assert_status(200);
+    assert_eq!(answer.text(), "static hello\n");
+    http::get(port, "/static/missing.txt").assert_status(404);
+}
+
+/// `/stream?n=5&ms=300`: the first chunk must arrive long before the last (the answer is not buffered anywhere).
+fn check_streaming(port: u16) {
+    let mut answer = Request::get("/stream?n=5&ms=300").send(port).expect("send /stream");
+    assert_eq!(answer.status, 200);
+    let mut arrivals = Vec::new();
+    let mut body = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = answer.read(&mut buf).expect("read /stream");
+        if n == 0 {
+            break;
+        }
+        arrivals.push(answer.elapsed());
+        body.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&body);
+    let expected: String = (0..5).map(|i| format!("chunk {i}\n")).collect();
+    assert_eq!(text, expected);
+    let first = arrivals[0];
+    let last = *arrivals.last().expect("some body");
+    eprintln!("[timing] port {port}: /stream pieces arrived at {arrivals:?}");
+    assert!(
+        first < Duration::from_millis(700),
+        "first chunk took {first:?}: the answer was held back"
+    );
+    assert!(
+        last - first >= Duration::from_millis(900),
+        "chunks arrived together ({arrivals:?}): the answer was buffered"
+    );
+    assert!(
+        arrivals.len() >= 4,
+        "expected the chunks in separate reads: {arrivals:?}"
+    );
+}
+
+/// `count` sequential requests; returns their `/info` texts.
+fn sequential(port: u16, count: usize) -> (Vec<String>, Duration) {
+    let started = Instant::now();
+    let texts = (0..count)
+        .map(|i| {
+            let answer = http::get(port, &format!("/info?i={i}"));
+            answer.assert_status(200);
+            let text = answer.text();
+            assert_eq!(info_value(&text, "QUERY_STRING"), format!("i={i}"));
+            text
+        })
+        .collect();
+    (texts, started.elapsed())
+}
+
+/// The echo responder process that `server_pid` spawned: checks it is the echo binary, that it was not given
+/// `--bind` (it serves the socket on fd 0) and that it moved the socket off fd 0 (which now reads `/dev/null`).
+fn check_spawned_on_fd0(server_pid: u32) -> u32 {
+    let echo = echo_responder_path().canonicalize().expect("echo path");
+    let mut found = None;
+    support::wait_until(Duration::from_secs(5), || {
+        found = descendant_pids(server_pid)
+            .into_iter()
+            .find(|pid| exe_of(*pid).as_deref() == Some(echo.as_path()));
+        found.is_some()
+    });
+    let pid = found.unwrap_or_else(|| panic!("no echo_responder process under pid {server_pid}"));
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("cmdline");
+    assert!(
+        !String::from_utf8_lossy(&cmdline).contains("--bind"),
+        "spawned with --bind: {cmdline:?}"
+    );
+    let fd0 = std::fs::read_link(format!("/proc/{pid}/fd/0")).expect("fd 0");
+    assert_eq!(
+        fd0,
+        Path::new("/dev/null"),
+        "fd 0 should be /dev/null after taking the socket"
+    );
+    pid
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// nginx
+
+#[test]
+fn nginx_tcp_params_and_keepalive_reuse() {
+    let echo = Responder::echo(BindKind::Tcp);
+    let nginx = Nginx::start(NginxConfig::new(echo.upstream()));
+    let port = nginx.port();
+    let baseline = echo.open_sockets();
+
+    let text = check_info_params(port, "HTTP/1.1");
+    assert_eq!(info_value(&text, "keep_conn"), "true");
+    assert!(info_value(&text, "SERVER_SOFTWARE").starts_with("nginx/"));
+    assert_eq!(info_value(&text, "SCRIPT_NAME"), "/info");
+    assert_eq!(info_value(&text, "CONTENT_LENGTH"), "");
+
+    // Sequential requests through nginx's keep-alive upstream: every one with FCGI_KEEP_CONN, all on the same
+    // FastCGI connection (the responder's open sockets, sampled after each answer, hold one new socket).
+    let mut connections = BTreeSet::new();
+    let mut samples_with_connection = 0;
+    let started = Instant::now();
+    let count = 200;
+    for i in 0..count {
+        let answer = http::get(port, &format!("/info?i={i}"));
+        answer.assert_status(200);
+        let text = answer.text();
+        assert_eq!(info_value(&text, "keep_conn"), "true");
+        assert_eq!(info_value(&text, "request_id"), "1");
+        let now: BTreeSet<u64> = echo.open_sockets().difference(&baseline).copied().collect();
+        if !now.is_empty() {
+            samples_with_connection += 1;
+        }
+        connections.extend(now);
+    }
+    let elapsed = started.elapsed();
+    eprintln!(
+        "[timing] nginx keep-alive: {count} sequential requests in {elapsed:?}; FastCGI connections seen: {}",
+        connections.len()
+    );
+    assert!(
+        samples_with_connection == count,
+        "the FastCGI connection was not kept open between requests ({samples_with_connection}/{count} samples)"
+    );
+    assert!(
+        connections.len() <= 2,
+        "nginx opened {} FastCGI connections for {count} sequential requests",
+        connections.len()
+    );
+    assert!(elapsed < Duration::from_secs(20), "{count} requests took {elapsed:?}");
+}
+
+#[test]
+fn nginx_without_keepalive_closes_connections() {
+    let echo = Responder::echo(BindKind::Tcp);
+    let nginx = Nginx::start(NginxConfig::new(echo.upstream()).keepalive(None));
+    let (texts, elapsed) = sequential(nginx.port(), 30);
+    for text in &texts {
+        assert_eq!(info_value(text, "keep_conn"), "false");
+    }
+    eprintln!("[timing] nginx without keep-alive: 30 requests in {elapsed:?}");
+}
+
+#[test]
+fn nginx_tcp_buffered_bodies_head_and_static() {
+    let scratch = Scratch::new("static");
+    let echo = Responder::echo(BindKind::Tcp);
+    let nginx = Nginx::start(NginxConfig::new(echo.upstream()).static_dir(static_dir(&scratch)));
+    // Over loopback TCP the socket buffers take the whole 1 MiB before the answer begins.
+    check_bodies(nginx.port(), MIB);
+    check_head(nginx.port());
+    check_static(nginx.port());
+}
+
+#[test]
+fn nginx_unix_socket() {
+    let echo = Responder::echo(BindKind::Unix);
+    let nginx = Nginx::start(NginxConfig::new(echo.upstream()));
+    let text = check_info_params(nginx.port(), "HTTP/1.1");
+    assert_eq!(info_value(&text, "keep_conn"), "true");
+    check_bodies(nginx.port(), 64 * 1024);
+    check_head(nginx.port());
+    let (_, elapsed) = sequential(nginx.port(), 50);
+    eprintln!("[timing] nginx unix: 50 requests in {elapsed:?}");
+}
+
+#[test]
+fn nginx_streaming_both_ways() {
+    let echo = Responder::echo(BindKind::Tcp);
+    let nginx = Nginx::start(NginxConfig::new(echo.upstream()).streaming());
+    let port = nginx.port();
+    check_streaming(port);
+
+    // A 20 MiB upload with chunked transfer encoding: nginx streams it on without a CONTENT_LENGTH.
+    let len = 20 * MIB as u64;
+    let (want_len, want_fnv) = PatternBody::checksum(3, len);
+    let started = Instant::now();
+    let answer = http::request(
+        port,
+        Request::new("POST", "/info").body(Body::Chunked(Box::new(PatternBody::new(3, len)))),
+    );
+    answer.assert_status(200);
+    let text = answer.text();
+    assert_eq!(info_value(&text, "body_len"), want_len.to_string());
+    assert_eq!(info_value(&text, "body_fnv"), format!("{want_fnv:016x}"));
+    assert_eq!(info_value(&text, "CONTENT_LENGTH"), "");
+    eprintln!(
+        "[timing] nginx streaming: 20 MiB chunked upload in {:?}",
+        started.elapsed()
+    );
+
+    check_bodies(port, MIB);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// lighttpd
+
+#[test]
+fn lighttpd_spawns_echo_on_fd0() {
+    let scratch = Scratch::new("static");
+    let lighttpd = Lighttpd::start(LighttpdConfig::spawn(Spawn::echo_responder()).static_dir(static_dir(&scratch)));
+    let port = lighttpd.port();
+    let text = check_info_params(port, "HTTP/1.1");
+    assert!(info_value(&text, "SERVER_SOFTWARE").starts_with("lighttpd/"));
+    check_spawned_on_fd0(lighttpd.pid());
+    check_bodies(port, MIB);
+    check_head(port);
+    check_static(port);
+    let (_, elapsed) = sequential(port, 50);
+    eprintln!("[timing] lighttpd: 50 requests in {elapsed:?}");
+    assert!(
+        lighttpd.logs().contains("serving FastCGI listen=unix:"),
+        "the spawned responder's start line is missing from lighttpd's logs:\n{}",
+        lighttpd.logs()
+    );
+}
+
+#[test]
+fn lighttpd_streaming() {
+    let lighttpd = Lighttpd::start(LighttpdConfig::spawn(Spawn::echo_responder()).streaming());
+    check_streaming(lighttpd.port());
+    check_bodies(lighttpd.port(), MIB);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Apache
+
+#[test]
+fn apache_proxy_fcgi_tcp() {
+    let scratch = Scratch::new("static");
+    let echo = Responder::echo(BindKind::Tcp);
+    let apache = Apache::start(ApacheConfig::proxy_fcgi(echo.upstream()).static_dir(static_dir(&scratch)));
+    let port = apache.port();
+    let text = check_info_params(port, "HTTP/1.1");
+    assert!(info_value(&text, "SERVER_SOFTWARE").starts_with("Apache/"));
+    check_bodies(port, MIB);
+    check_head(port);
+    check_static(port);
+    let (_, elapsed) = sequential(port, 50);
+    eprintln!("[timing] apache proxy_fcgi tcp: 50 requests in {elapsed:?}");
+}
+
+#[test]
+fn apache_proxy_fcgi_unix_streaming_with_reuse() {
+    let echo = Responder::echo(BindKind::Unix);
+    let mut config = ApacheConfig::proxy_fcgi(echo.upstream()).streaming();
+    config.backend = ApacheBackend::ProxyFcgi {
+        upstream: echo.upstream(),
+        enablereuse: true,
+    };
+    let apache = Apache::start(config);
+    let port = apache.port();
+    let text = check_info_params(port, "HTTP/1.1");
+    eprintln!(
+        "[info] apache enablereuse=on sends keep_conn={}",
+        info_value(&text, "keep_conn")
+    );
+    check_streaming(port);
+    check_bodies(port, MIB);
+    let (_, elapsed) = sequential(port, 50);
+    eprintln!("[timing] apache proxy_fcgi unix: 50 requests in {elapsed:?}");
+}
+
+#[test]
+fn apache_fcgid_spawns_echo_on_fd0() {
+    let apache = Apache::start(ApacheConfig::fcgid(Spawn::echo_responder()).streaming());
+    let port = apache.port();
+    let text = check_info_params(port, "HTTP/1.1");
+    assert!(info_value(&text, "SERVER_SOFTWARE").contains("mod_fcgid"));
+    let pid = check_spawned_on_fd0(apache.pid());
+    // mod_fcgid runs the application as Apache's `User`.
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).expect("Uid line");
+    assert!(
+        uid_line.split_whitespace().nth(1) == Some("33"),
+        "not www-data: {uid_line}"
+    );
+    check_bodies(port, 64 * 1024);
+    check_head(port);
+    check_streaming(port);
+    let (_, elapsed) = sequential(port, 50);
+    eprintln!("[timing] apache fcgid: 50 requests in {elapsed:?}");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Known stalls: an application that answers while still reading a body larger than the socket buffers. They fail
+// today (see the report in `check_bodies`); run them with `cargo test -- --ignored` to reproduce.
+
+#[test]
+#[ignore = "stalls: nginx stops sending the request body once the answer begins (fastcgi_request_buffering on)"]
+fn known_stall_nginx_unix_buffered_echo_1mib() {
+    let echo = Responder::echo(BindKind::Unix);
+    let mut config = NginxConfig::new(echo.upstream());
+    config.extra_location = "fastcgi_read_timeout 10s;".into();
+    let nginx = Nginx::start(config);
+    check_echo(nginx.port(), MIB);
+}
+
+#[test]
+#[ignore = "stalls: mod_fcgid writes the whole body before reading the answer"]
+fn known_stall_apache_fcgid_echo_1mib() {
+    let mut config = ApacheConfig::fcgid(Spawn::echo_responder());
+    config.extra = "FcgidIOTimeout 10".into();
+    let apache = Apache::start(config);
+    check_echo(apache.port(), MIB);
+}
+
+#[test]
+#[ignore = "intermittent stall (about 1 run in 4): nginx stops reading the client's body mid-echo; see the e2e report"]
+fn known_stall_nginx_streaming_echo_10mib() {
+    // Seen stalled: the client had 4 MB unsent, nginx left 400 KB of the body unread in its client socket, the
+    // FastCGI connection was idle both ways and the responder waited for STDIN (holding up to 64 KiB of
+    // unflushed answer in its write buffer) until fastcgi_read_timeout.
+    let echo = Responder::echo(BindKind::Tcp);
+    let mut config = NginxConfig::new(echo.upstream()).streaming();
+    config.extra_location = "fastcgi_read_timeout 10s;".into();
+    let nginx = Nginx::start(config);
+    for _ in 0..4 {
+        check_echo(nginx.port(), 10 * MIB);
+    }
+}
