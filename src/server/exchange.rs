@@ -157,12 +157,21 @@ impl Exchange {
                     request_id: 0,
                 })))
             }
-            Ok(None) => match self.conn.fill(true) {
-                Ok(Some(0)) => Err(self.fail(RequestError::Disconnected)),
-                Ok(_) => Ok(()),
-                Err(e) => Err(self.fail(RequestError::from_io(e))),
-            },
+            Ok(None) => {
+                // Send what the application already wrote before blocking for more input: a front server may
+                // wait for our output before it sends more of the body.
+                self.write_out()?;
+                self.read_more()
+            }
             Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    fn read_more(&mut self) -> Result<(), RequestError> {
+        match self.conn.fill(true) {
+            Ok(Some(0)) => Err(self.fail(RequestError::Disconnected)),
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.fail(RequestError::from_io(e))),
         }
     }
 

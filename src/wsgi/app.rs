@@ -170,10 +170,12 @@ impl AppLoader {
         }
     }
 
-    fn open_log(&self, settings: &Settings) {
+    fn open_log(&self, settings: &Settings, app_root: &Path) {
         let Some(path) = settings.wsgi_log.value.as_deref() else {
             return;
         };
+        // A relative WSGI_LOG means relative to the site, not to wherever the process happened to start.
+        let path = &app_root.join(path);
         if let Err(err) = crate::logging::log_to_file(path) {
             let mut reported = self
                 .log_file_reported
