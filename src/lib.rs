@@ -6,6 +6,7 @@
 //! (`config`, `python`, `wsgi`) is one such handler.
 
 pub mod config;
+pub mod iis;
 pub mod launch;
 pub mod logging;
 pub mod protocol;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use pyfcgi::config::{parse_bool, CliOverrides, LogLevel};
+use pyfcgi::iis;
 use pyfcgi::launch::{self, ServeOptions};
 use pyfcgi::python::{self, StartOptions};
 use pyfcgi::server::Shutdown;
@@ -35,6 +36,40 @@ enum Command {
     Serve(ServeArgs),
     /// Resolve the configuration as a request would, import the application, and report what is wrong.
     Check(AppArgs),
+    /// Register this executable as an IIS FastCGI application (like wfastcgi-enable) and print the
+    /// scriptProcessor value for the handler mapping.
+    Enable(IisArgs),
+    /// Remove the IIS FastCGI registration made by `enable` (like wfastcgi-disable).
+    Disable(IisArgs),
+}
+
+#[derive(Args)]
+struct IisArgs {
+    /// Print the appcmd commands instead of running them.
+    #[arg(long)]
+    dry_run: bool,
+    /// The executable to register (default: this one).
+    #[arg(long, value_name = "PATH")]
+    exe: Option<PathBuf>,
+    /// Seconds IIS waits after signalling the shutdown event before it kills the process.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    signal_before_terminate_seconds: u32,
+    /// Requests after which IIS recycles a process (IIS default 200).
+    #[arg(long, value_name = "N")]
+    instance_max_requests: Option<u32>,
+    /// Most processes IIS starts; each serves one request at a time (0 = automatic).
+    #[arg(long, value_name = "N")]
+    max_instances: Option<u32>,
+    /// Seconds without any output before IIS kills a request (raise it for long streams).
+    #[arg(long, value_name = "SECONDS")]
+    activity_timeout: Option<u32>,
+    /// An environment variable for the FastCGI application, NAME=VALUE (repeatable).
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    environment: Vec<String>,
+    /// appcmd.exe and any leading arguments (e.g. IIS Express's appcmd with /apphostconfig:...), as
+    /// wfastcgi-enable accepted them. Default: %SystemRoot%\system32\inetsrv\appcmd.exe.
+    #[arg(trailing_var_arg = true, value_name = "APPCMD")]
+    appcmd: Vec<String>,
 }
 
 #[derive(Args, Clone)]
@@ -223,12 +258,87 @@ fn check(args: AppArgs) -> anyhow::Result<bool> {
     Ok(ok)
 }
 
+fn iis_register(args: IisArgs, enable: bool) -> anyhow::Result<bool> {
+    let exe = match args.exe {
+        Some(exe) => exe,
+        None => std::env::current_exe().context("cannot tell where this executable is")?,
+    };
+    let environment = args
+        .environment
+        .iter()
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                .with_context(|| format!("--env {pair:?} is not NAME=VALUE"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let registration = iis::Registration {
+        exe,
+        signal_before_terminate_seconds: args.signal_before_terminate_seconds,
+        instance_max_requests: args.instance_max_requests,
+        max_instances: args.max_instances,
+        activity_timeout: args.activity_timeout,
+        environment,
+    };
+    let appcmd = if args.appcmd.is_empty() {
+        vec![iis::default_appcmd()]
+    } else {
+        args.appcmd.clone()
+    };
+    let commands = if enable {
+        registration.enable_commands()
+    } else {
+        vec![registration.disable_command()]
+    };
+    if args.dry_run {
+        for command in &commands {
+            println!("{}", iis::display_command(&appcmd, command));
+        }
+    } else {
+        if !cfg!(windows) {
+            anyhow::bail!(
+                "IIS registration runs appcmd.exe, which exists only on Windows; use --dry-run to see the commands"
+            );
+        }
+        if !std::path::Path::new(&appcmd[0]).is_file() {
+            anyhow::bail!("IIS configuration tool appcmd.exe was not found at {:?}", appcmd[0]);
+        }
+        for (index, command) in commands.iter().enumerate() {
+            let status = std::process::Command::new(&appcmd[0])
+                .args(&appcmd[1..])
+                .args(command)
+                .status()?;
+            // The first enable command removes an earlier registration, which may not exist.
+            let may_fail = enable && index == 0;
+            if !status.success() && !may_fail {
+                eprintln!(
+                    "An error occurred running the command:\n{}\nEnsure your user has sufficient privileges and try again.",
+                    iis::display_command(&appcmd, command)
+                );
+                return Ok(false);
+            }
+        }
+    }
+    let script_processor = registration.script_processor();
+    if enable {
+        println!(
+            "\n\"{script_processor}\" can now be used as a FastCGI script processor. Handler mapping for web.config:"
+        );
+        println!("  {}", registration.handler_snippet());
+    } else {
+        println!("\n\"{script_processor}\" is no longer registered for use with FastCGI");
+    }
+    Ok(true)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         None => serve(cli.serve).map(|()| true),
         Some(Command::Serve(args)) => serve(args).map(|()| true),
         Some(Command::Check(args)) => check(args),
+        Some(Command::Enable(args)) => iis_register(args, true),
+        Some(Command::Disable(args)) => iis_register(args, false),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
