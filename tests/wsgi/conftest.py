@@ -38,6 +38,19 @@ def pytest_configure(config):
         raise pytest.UsageError(f"pyfcgi binary not found at {BIN}: build it (cargo build) or set PYFCGI_BIN")
 
 
+def web_config(settings: dict, location: Optional[dict] = None) -> str:
+    """A web.config with these appSettings (and, if given, more inside a <location> block)."""
+    from xml.sax.saxutils import quoteattr
+
+    def adds(d):
+        return "".join(f"    <add key={quoteattr(k)} value={quoteattr(v)} />\n" for k, v in d.items())
+
+    text = f"<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<configuration>\n  <appSettings>\n{adds(settings)}  </appSettings>\n"
+    if location:
+        text += f"  <location path=\".\">\n  <appSettings>\n{adds(location)}  </appSettings>\n  </location>\n"
+    return text + "</configuration>\n"
+
+
 def clean_env(extra: Optional[dict] = None) -> dict:
     env = {k: v for k, v in os.environ.items() if not _SCRUB.match(k)}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
@@ -52,11 +65,15 @@ class Server:
 
     def __init__(self, app: Optional[str] = None, app_root: Optional[Path] = None, args=(), env=None,
                  cwd: Optional[Path] = None, log_file: Optional[Path] = None, expect_ready: bool = True,
-                 use_app_root_flag: bool = True):
+                 use_app_root_flag: bool = True, files: Optional[dict] = None):
         self.dir = Path(tempfile.mkdtemp(prefix="pf", dir="/tmp"))
         self.root = app_root if app_root is not None else self.dir / "app"
         if app_root is None:
             shutil.copytree(APPS, self.root, ignore=shutil.ignore_patterns("__pycache__"))
+        for rel, content in (files or {}).items():
+            target = self.root / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content, "utf-8")
         self.records = self.dir / "records"
         self.records.mkdir()
         self.socket = str(self.dir / "s.sock")
