@@ -314,7 +314,12 @@ class Connection:
     def request(self, params: dict, body: bytes = b"", keep_conn: bool = False, record_size: int = 8192,
                 allow_incomplete: bool = False, timeout: Optional[float] = None) -> Response:
         rid = self.begin(params, keep_conn=keep_conn)
-        self.send_body(rid, body, record_size)
+        try:
+            self.send_body(rid, body, record_size)
+        except (BrokenPipeError, ConnectionResetError):
+            # The server may answer (and close) before it has read the whole request, as web servers allow;
+            # what it sent is still readable.
+            pass
         return self.read_response(rid, allow_incomplete=allow_incomplete, timeout=timeout)
 
     def wait_closed(self, timeout: float = 5.0) -> bool:

@@ -28,7 +28,7 @@ def route(name):
 
 
 def query(environ):
-    return {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+    return {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).items()}
 
 
 def text(start_response, body, status="200 OK", ctype="text/plain"):
