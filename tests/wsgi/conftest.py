@@ -65,7 +65,8 @@ class Server:
 
     def __init__(self, app: Optional[str] = None, app_root: Optional[Path] = None, args=(), env=None,
                  cwd: Optional[Path] = None, log_file: Optional[Path] = None, expect_ready: bool = True,
-                 use_app_root_flag: bool = True, files: Optional[dict] = None):
+                 use_app_root_flag: bool = True, files: Optional[dict] = None,
+                 watch_log: Optional[Path] = None):
         self.dir = Path(tempfile.mkdtemp(prefix="pf", dir="/tmp"))
         self.root = app_root if app_root is not None else self.dir / "app"
         if app_root is None:
@@ -78,7 +79,7 @@ class Server:
         self.records.mkdir()
         self.socket = str(self.dir / "s.sock")
         self.stderr_path = self.dir / "stderr.log"
-        self.log_file = log_file
+        self.log_file = log_file or watch_log  # read together with stderr by log()
         cmd = [str(BIN), "--bind", f"unix:{self.socket}"]
         if app:
             cmd += ["--app", app]
