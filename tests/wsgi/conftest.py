@@ -74,7 +74,7 @@ class Server:
         for rel, content in (files or {}).items():
             target = self.root / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(content, "utf-8")
+            target.write_text(content.replace("{ROOT}", str(self.root)), "utf-8")  # {ROOT}: the app root
         self.records = self.dir / "records"
         self.records.mkdir()
         self.socket = str(self.dir / "s.sock")
