@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -66,7 +67,7 @@ class Server:
     def __init__(self, app: Optional[str] = None, app_root: Optional[Path] = None, args=(), env=None,
                  cwd: Optional[Path] = None, log_file: Optional[Path] = None, expect_ready: bool = True,
                  use_app_root_flag: bool = True, files: Optional[dict] = None,
-                 watch_log: Optional[Path] = None):
+                 watch_log: Optional[Path] = None, transport: str = "unix"):
         self.dir = Path(tempfile.mkdtemp(prefix="pf", dir="/tmp"))
         self.root = app_root if app_root is not None else self.dir / "app"
         if app_root is None:
@@ -80,7 +81,25 @@ class Server:
         self.socket = str(self.dir / "s.sock")
         self.stderr_path = self.dir / "stderr.log"
         self.log_file = log_file or watch_log  # read together with stderr by log()
-        cmd = [str(BIN), "--bind", f"unix:{self.socket}"]
+        stdin = subprocess.DEVNULL
+        listener = None
+        if transport == "unix":
+            cmd = [str(BIN), "--bind", f"unix:{self.socket}"]
+        elif transport == "tcp":
+            probe = socket.socket()
+            probe.bind(("127.0.0.1", 0))
+            self.socket = probe.getsockname()
+            probe.close()
+            cmd = [str(BIN), "--bind", f"127.0.0.1:{self.socket[1]}"]
+        elif transport == "fd0":
+            # The spawn model of lighttpd, mod_fcgid and IIS: the listening socket is the child's stdin.
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener.bind(self.socket)
+            listener.listen(16)
+            stdin = listener.fileno()
+            cmd = [str(BIN)]
+        else:
+            raise ValueError(transport)
         if app:
             cmd += ["--app", app]
         if use_app_root_flag:
@@ -91,8 +110,10 @@ class Server:
         self.cmd = cmd
         env = clean_env({"PYFCGI_TEST_RECORDS": str(self.records), **(env or {})})
         self._stderr = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr,
+        self.proc = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.DEVNULL, stderr=self._stderr,
                                      env=env, cwd=str(cwd or self.dir))
+        if listener is not None:
+            listener.close()
         self.stopped = False
         if expect_ready:
             self.wait_log("serving FastCGI", timeout=20)

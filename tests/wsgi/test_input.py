@@ -95,3 +95,23 @@ def test_upload_in_uneven_records(bridge):
         conn.send_body_chunks(rid, chunks)
         resp = conn.read_response(rid)
     assert resp.json()["sha256"] == hashlib.sha256(body).hexdigest()
+
+
+def _peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_upload_is_streamed_not_held_in_memory(servers):
+    server = servers("bridge:app")
+    server.request("/", route="input", method="POST", query="op=sha&n=65536", body=b"warm-up" * 1000)
+    before = _peak_rss_kib(server.proc.pid)
+    body = os.urandom(1 << 20) * 40
+    resp = server.request("/", route="input", method="POST", query="op=sha&n=65536", body=body,
+                          record_size=65535, timeout=60)
+    assert resp.json()["total"] == len(body)
+    grown = _peak_rss_kib(server.proc.pid) - before
+    assert grown < 16 * 1024, f"peak memory grew by {grown} KiB during a 40 MiB upload"

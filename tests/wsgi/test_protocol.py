@@ -51,3 +51,15 @@ def test_end_request_body_layout(bridge):
         resp = conn.read_response(rid)
     end = resp.records[-1]
     assert end.request_id == 7 and struct.unpack(">IB3x", end.content) == (0, 0)
+
+
+def test_tcp_bind(servers):
+    server = servers("bridge:app", transport="tcp")
+    assert server.request("/", route="hello").body == b"hello"
+    assert server.request("/", route="environ").json()["environ"]["wsgi.input_terminated"] is True
+
+
+def test_listening_socket_on_fd0(servers):
+    server = servers("bridge:app", transport="fd0")
+    for _ in range(3):
+        assert server.request("/", route="hello").body == b"hello"
