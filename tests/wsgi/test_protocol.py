@@ -63,3 +63,16 @@ def test_listening_socket_on_fd0(servers):
     server = servers("bridge:app", transport="fd0")
     for _ in range(3):
         assert server.request("/", route="hello").body == b"hello"
+
+
+def test_the_validator_wrapper_is_active(validated_bridge):
+    """Guards the validated runs against passing vacuously: a violation must be seen and recorded."""
+    before = len(validated_bridge.record("validate"))
+    resp = validated_bridge.request("/", route="bad_status", query="s=200OK")
+    assert resp.ended and resp.status == 500
+    new = validated_bridge.record("validate")[before:]
+    assert any(line.startswith("AssertionError") for line in new), new
+    mark = validated_bridge.mark()
+    validated_bridge.request("/", route="environ", method="BREW")  # an unknown method is a WSGIWarning
+    assert any("WSGIWarning" in line for line in validated_bridge.record("validate")), \
+        validated_bridge.log_since(mark)

@@ -66,9 +66,9 @@ def test_each_item_is_flushed_as_produced(any_bridge, route):
         resp = conn.read_response(rid)
     times = resp.stdout_times()
     assert len(times) >= 2, resp.records
-    # The first chunk arrived well before the generator produced the last one (1 s later).
-    assert times[0] - started < 0.7, times[0] - started
-    assert times[-1] - times[0] >= 0.8, times
+    # The first chunk arrived before the generator produced the last one (1 s later), not together with it.
+    assert times[0] - started < 0.9, times[0] - started
+    assert times[-1] - times[0] >= 0.5, times
     assert resp.status == 200 and resp.body in (b"data: first\n\ndata: last\n\n", b"firstlast")
 
 
