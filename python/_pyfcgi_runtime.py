@@ -67,9 +67,12 @@ def get_wsgi_handler(handler_name):
     return handler
 
 
-def format_exception(exc):
-    """The full traceback text of an exception object."""
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+def format_exception(exc, tb=None):
+    """The full traceback text of an exception object. ``tb`` is the traceback the error was fetched with: before
+    Python 3.12 an exception that propagated out of Python code into pyfcgi has no ``__traceback__`` of its own."""
+    if tb is None:
+        tb = exc.__traceback__
+    return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
 def call_hint(handler, exc):

@@ -165,12 +165,9 @@ fn start_python(loader: &AppLoader) -> anyhow::Result<python::PythonInfo> {
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     pyfcgi::logging::init(&log_filter(&args.app));
     let loader = AppLoader::new(args.app.overrides(), args.server.workers > 1);
-    if let Ok((settings, _)) = loader.resolve_settings(None) {
-        if let Some(path) = &settings.wsgi_log.value {
-            if let Err(err) = pyfcgi::logging::log_to_file(path) {
-                error!(path = %path.display(), %err, "WSGI_LOG cannot be opened; logging to stderr");
-            }
-        }
+    if let Ok((settings, app_root)) = loader.resolve_settings(None) {
+        // Reported through the loader, which opens it again when it loads the app: one report per path.
+        loader.open_log(&settings, &app_root);
     }
     info!(
         version = env!("CARGO_PKG_VERSION"),

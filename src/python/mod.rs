@@ -174,7 +174,7 @@ pub fn runtime(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
 /// The full traceback of `err`, as Python prints it.
 pub fn format_traceback(py: Python<'_>, err: &PyErr) -> String {
     runtime(py)
-        .and_then(|rt| rt.call_method1("format_exception", (err.value(py),)))
+        .and_then(|rt| rt.call_method1("format_exception", (err.value(py), err.traceback(py))))
         .and_then(|text| text.extract::<String>())
         .unwrap_or_else(|_| err.to_string())
 }

@@ -263,15 +263,22 @@ impl Exchange {
         result.map_err(|e| self.fail(RequestError::from_io(e)))
     }
 
-    /// Checks for ABORT_REQUEST or a closed connection without blocking. Only possible once the body has been
-    /// read: before that, whatever is waiting is body data the application has not asked for yet.
+    /// Checks for ABORT_REQUEST or a closed connection without blocking. Body data the application has not read
+    /// yet comes first on the connection and nothing behind it can be seen, so the check stops at the first body
+    /// chunk (which stays buffered for the application); the empty record that ends the body is taken here,
+    /// so a request whose body was read to its length, or that has none (a GET), still notices an abort.
     fn poll_abort(&mut self) -> Result<(), RequestError> {
-        if !self.body_complete() {
-            return Ok(());
-        }
         loop {
+            if !self.conn.stdin_chunk().is_empty() {
+                return Ok(());
+            }
             match self.conn.poll_event() {
                 Ok(Some(ConnEvent::Abort)) => return Err(self.fail(RequestError::Aborted)),
+                Ok(Some(ConnEvent::Stdin)) if !self.body_done => return Ok(()),
+                Ok(Some(ConnEvent::StdinEnd)) if !self.body_done => {
+                    self.body_done = true;
+                    continue;
+                }
                 Ok(Some(_)) => {
                     return Err(self.fail(RequestError::Protocol(ProtocolError::UnexpectedRecord {
                         record_type: 5,

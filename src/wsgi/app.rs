@@ -170,7 +170,26 @@ impl AppLoader {
         }
     }
 
-    fn open_log(&self, settings: &Settings, app_root: &Path) {
+    /// Whether an error page shows the traceback (`PYFCGI_DEBUG`) and the report also goes to FCGI_STDERR
+    /// (`PYFCGI_ERRORS_TO_STDERR`). Works when loading failed: from the loaded settings, else from settings
+    /// resolved now, else (when they do not resolve) from the command line and the environment.
+    pub fn error_options(&self, params: Option<&Params>) -> (bool, bool) {
+        if let Some(app) = self.loaded() {
+            return (app.settings.debug.value, app.settings.errors_to_stderr.value);
+        }
+        match self.resolve_settings(params) {
+            Ok((settings, _)) => (settings.debug.value, settings.errors_to_stderr.value),
+            Err(_) => (
+                self.cli.debug.unwrap_or_else(super::debug_from_env),
+                self.cli
+                    .errors_to_stderr
+                    .unwrap_or_else(super::errors_to_stderr_from_env),
+            ),
+        }
+    }
+
+    /// Sends the log to `WSGI_LOG` if it is set; a file that cannot be opened is reported once per path.
+    pub fn open_log(&self, settings: &Settings, app_root: &Path) {
         let Some(path) = settings.wsgi_log.value.as_deref() else {
             return;
         };

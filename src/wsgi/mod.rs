@@ -67,17 +67,8 @@ impl WsgiHandler {
         let app = match self.loader.get(py, Some(&request.params)) {
             Ok(app) => app,
             Err(failure) => {
-                // Debug output needs settings, which may be what failed; use the environment's view.
-                let debug = debug_from_env();
-                return self.error_response(
-                    py,
-                    io,
-                    None,
-                    failure.context,
-                    &failure.detail,
-                    debug,
-                    errors_to_stderr_from_env(),
-                );
+                let (debug, to_stderr) = self.loader.error_options(Some(&request.params));
+                return self.error_response(py, io, None, failure.context, &failure.detail, debug, to_stderr);
             }
         };
         let debug = app.settings.debug.value;
@@ -178,7 +169,8 @@ impl WsgiHandler {
                 let err = pyo3::exceptions::PyRuntimeError::new_err(
                     "the application returned without calling start_response",
                 );
-                return self.python_error(py, io, Some(responder), "Error occurred", &err, debug_from_env(), false);
+                let (debug, to_stderr) = self.loader.error_options(None);
+                return self.python_error(py, io, Some(responder), "Error occurred", &err, debug, to_stderr);
             };
             let method = request.params.get(b"REQUEST_METHOD").unwrap_or_default();
             let short = head

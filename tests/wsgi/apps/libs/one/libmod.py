@@ -1,0 +1,6 @@
+"""Importable only through the web.config PYTHONPATH."""
+
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"libmod from PYTHONPATH"]
