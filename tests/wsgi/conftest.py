@@ -27,7 +27,7 @@ from fcgi_client import Connection, Response, cgi_params
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 APPS = HERE / "apps"
-BIN = Path(os.environ.get("PYFCGI_BIN") or REPO / "target" / "debug" / "pyfcgi")
+BIN = Path(os.environ.get("PYFCGI_BIN") or REPO / "target" / "debug" / "pyfcgi").resolve()
 
 # Settings the caller's environment must not leak into the server under test.
 _SCRUB = re.compile(r"^(WSGI_|PYFCGI_|PYTHON|SCRIPT_NAME$|AllowPathInfoForScriptMappings$|VIRTUAL_ENV$|"
