@@ -112,7 +112,11 @@ fn unix_socket_file_mode_and_removal() {
     assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     server.signal(libc::SIGTERM);
     assert!(server.wait_exit(Duration::from_secs(10)).expect("exit").success());
-    assert!(!path.exists(), "the socket file is removed at exit");
+    assert!(
+        !path.exists(),
+        "the socket file is removed at exit; log:\n{}",
+        server.log_text()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -727,6 +731,66 @@ fn web_server_vanishing_frees_the_worker() {
     let started = Instant::now();
     assert_eq!(c.request(2, true, "/info", b"still here").info()["body_len"], "10");
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
+
+#[test]
+fn abort_during_a_streamed_response_ends_it_early() {
+    // The handler never reads the (empty) body, like most GET handlers: the abort must be seen anyway.
+    let server = Server::start(Launch::BindTcp, &[], &[]);
+    let mut c = server.connect();
+    c.send_request(3, true, "/stream?n=50&ms=40", b"", 1);
+    let first = c.expect_record();
+    assert_eq!((first.record_type, first.id), (STDOUT, 3));
+    c.abort(3);
+    let started = Instant::now();
+    // The rest of the response: some more chunks maybe, then the end, well before 50 chunks' 2 seconds.
+    let rest = c.read_response(3);
+    assert_eq!(rest.protocol_status, REQUEST_COMPLETE);
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    let mut all = first.content.clone();
+    all.extend_from_slice(&rest.stdout);
+    let chunks = String::from_utf8_lossy(&all).matches("chunk ").count();
+    assert!(chunks < 50, "{chunks} chunks: the abort was not noticed");
+    assert_eq!(c.request(4, true, "/info", b"").info()["request_id"], "4");
+}
+
+#[test]
+fn repeated_empty_stdin_record_is_tolerated() {
+    // fastcgi-client 0.12 (and so anything built on it) ends an empty body with two empty STDIN records. The
+    // second one arrives while the response is being streamed, and must not break the response or the
+    // connection.
+    use fastcgi_client::{Client as FcgiClient, Params, Request};
+    use futures_executor::block_on;
+
+    let server = Server::start(Launch::BindTcp, &[], &[]);
+    let mut client = FcgiClient::new_keep_alive(BlockingIo(Sock::connect(server.addr()).unwrap()));
+    for i in 0..3 {
+        let params = Params::default().request_method("GET").request_uri("/stream?n=3&ms=20");
+        let resp =
+            block_on(client.execute(Request::new(params, &b""[..]))).unwrap_or_else(|e| panic!("request {i}: {e}"));
+        let text = String::from_utf8(resp.stdout.unwrap()).unwrap();
+        assert!(text.ends_with("chunk 0\nchunk 1\nchunk 2\n"), "{i}: {text}");
+    }
+
+    // The same by hand: the duplicate is ignored, the next request is served.
+    let mut c = server.connect();
+    c.begin(1, 1, true);
+    c.params_owned(1, &request_params("GET", "/stream?n=3&ms=20", 0));
+    c.stdin_end(1);
+    c.stdin_end(1);
+    assert_eq!(c.read_response(1).body(), b"chunk 0\nchunk 1\nchunk 2\n");
+    assert_eq!(c.request(2, true, "/info", b"").info()["request_id"], "2");
+    // Body data after the end of the body is still a protocol error.
+    c.send_request(3, true, "/stream?n=3&ms=20", b"", 1);
+    c.stdin(3, b"late", 4);
+    let _ = c.read_record();
+    server
+        .wait_log(|l| l.contains("unexpected record of type 5"), Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("late body data not refused:\n{}", server.log_text()));
 }
 
 #[test]

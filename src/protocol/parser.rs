@@ -257,6 +257,9 @@ impl Parser {
                     Ok(Some(Event::Stdin(content)))
                 }
             }
+            // A repeated end of the body carries nothing; some clients (fastcgi-client 0.12 for an empty body)
+            // send it twice. Body data after the end is still refused.
+            State::Responding { id: active, .. } if active == id && content.is_empty() => Ok(None),
             State::Responding { id: active, .. } if active == id => Err(ProtocolError::UnexpectedRecord {
                 record_type: RecordType::Stdin.as_u8(),
                 request_id: id,
@@ -791,6 +794,17 @@ mod tests {
         let mut input = full_request(1, true, b"x");
         write_record(&mut input, RecordType::Stdin, 1, b"late");
         assert!(run(&mut parser(), &input, usize::MAX).is_err());
+    }
+
+    #[test]
+    fn a_repeated_end_of_body_is_ignored() {
+        let mut input = full_request(1, true, b"x");
+        record::write_stream_end(&mut input, RecordType::Stdin, 1);
+        let mut p = parser();
+        let events = run(&mut p, &input, usize::MAX).unwrap();
+        assert_eq!(events.last(), Some(&Owned::StdinEnd));
+        assert!(p.output().is_empty());
+        assert!(p.finish_request());
     }
 
     #[test]

@@ -254,18 +254,27 @@ impl Exchange {
         result.map_err(|e| self.fail(RequestError::from_io(e)))
     }
 
-    /// Checks for ABORT_REQUEST or a closed connection without blocking. Only possible once the body has been
-    /// read: before that, whatever is waiting is body data the application has not asked for yet.
+    /// Checks for ABORT_REQUEST or a closed connection without blocking. Looks past the end of the body even
+    /// when the application never read it (a GET handler never asks for its empty body), but stops at a body
+    /// chunk the application has not read: that chunk stays for [`Exchange::fill_body`], and what follows it
+    /// is out of sight until then.
     fn poll_abort(&mut self) -> Result<(), RequestError> {
-        if !self.body_complete() {
-            return Ok(());
-        }
         loop {
+            if !self.conn.stdin_chunk().is_empty() {
+                return Ok(());
+            }
             match self.conn.poll_event() {
                 Ok(Some(ConnEvent::Abort)) => return Err(self.fail(RequestError::Aborted)),
-                Ok(Some(_)) => {
+                // Held in the connection's buffer until the application reads it.
+                Ok(Some(ConnEvent::Stdin)) => return Ok(()),
+                Ok(Some(ConnEvent::StdinEnd)) => {
+                    self.body_done = true;
+                    continue;
+                }
+                // The parser answers a second BEGIN_REQUEST itself; a request head here would be a bug.
+                Ok(Some(ConnEvent::Request(_))) => {
                     return Err(self.fail(RequestError::Protocol(ProtocolError::UnexpectedRecord {
-                        record_type: 5,
+                        record_type: 1,
                         request_id: self.request_id(),
                     })))
                 }
