@@ -266,3 +266,105 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    /// Lengths around the 1-byte/4-byte switch (127/128) and a few larger ones, or anything small.
+    fn length() -> impl Strategy<Value = usize> {
+        prop_oneof![
+            4 => 0usize..40,
+            2 => 120usize..140,
+            1 => prop::sample::select(vec![0usize, 1, 127, 128, 129, 255, 256, 65_535, 65_536, 70_000]),
+        ]
+    }
+
+    fn bytes() -> impl Strategy<Value = Vec<u8>> {
+        (length(), any::<u8>()).prop_map(|(len, seed)| (0..len).map(|i| (i as u8) ^ seed).collect())
+    }
+
+    fn pair_list() -> impl Strategy<Value = Vec<(Vec<u8>, Vec<u8>)>> {
+        vec((bytes(), bytes()), 0..6)
+    }
+
+    fn encode_len(out: &mut Vec<u8>, len: usize, long: bool) {
+        if long {
+            out.extend_from_slice(&(u32::try_from(len).unwrap() | 0x8000_0000).to_be_bytes());
+        } else {
+            write_len(out, len);
+        }
+    }
+
+    fn borrowed(list: &[(Vec<u8>, Vec<u8>)]) -> Vec<(&[u8], &[u8])> {
+        list.iter().map(|(n, v)| (&n[..], &v[..])).collect()
+    }
+
+    proptest! {
+        #[test]
+        fn pairs_round_trip_with_shortest_lengths(list in pair_list()) {
+            let mut out = Vec::new();
+            let mut boundaries = vec![0];
+            let mut expected_len = 0;
+            for (n, v) in &list {
+                write_pair(&mut out, n, v);
+                boundaries.push(out.len());
+                let width = |l: usize| if l < 128 { 1 } else { 4 };
+                expected_len += width(n.len()) + width(v.len()) + n.len() + v.len();
+            }
+            prop_assert_eq!(out.len(), expected_len);
+            let decoded: Vec<_> = pairs(&out).collect::<Result<_, _>>().unwrap();
+            prop_assert_eq!(&decoded, &borrowed(&list));
+            let params = Params::parse(out.clone(), usize::MAX).unwrap();
+            prop_assert_eq!(params.iter().collect::<Vec<_>>(), borrowed(&list));
+            prop_assert_eq!(params.encoded_len(), out.len());
+            // Every cut that is not between two pairs is an error, never a panic or a short pair.
+            // All cuts of small encodings; around the pair boundaries and a sample of the rest for large ones.
+            let cuts: Vec<usize> = if out.len() <= 4096 {
+                (0..out.len()).collect()
+            } else {
+                boundaries
+                    .iter()
+                    .flat_map(|b| b.saturating_sub(9)..(b + 9).min(out.len()))
+                    .chain((0..out.len()).step_by(997))
+                    .collect()
+            };
+            for cut in cuts {
+                let whole = boundaries.contains(&cut);
+                prop_assert_eq!(pairs(&out[..cut]).collect::<Result<Vec<_>, _>>().is_ok(), whole);
+                prop_assert_eq!(Params::parse(out[..cut].to_vec(), usize::MAX).is_ok(), whole);
+            }
+        }
+
+        #[test]
+        fn four_byte_form_of_any_length_decodes_the_same(list in pair_list(), long in vec(any::<(bool, bool)>(), 6)) {
+            let mut out = Vec::new();
+            for ((n, v), (ln, lv)) in list.iter().zip(long.iter().cycle()) {
+                encode_len(&mut out, n.len(), *ln || n.len() >= 128);
+                encode_len(&mut out, v.len(), *lv || v.len() >= 128);
+                out.extend_from_slice(n);
+                out.extend_from_slice(v);
+            }
+            let decoded: Vec<_> = pairs(&out).collect::<Result<_, _>>().unwrap();
+            prop_assert_eq!(decoded, borrowed(&list));
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic_and_reencode(raw in vec(any::<u8>(), 0..512), max_name in 0usize..64) {
+            let iterated: Vec<_> = pairs(&raw).collect();
+            // The iterator stops after its first error.
+            if let Some(pos) = iterated.iter().position(Result::is_err) {
+                prop_assert_eq!(pos, iterated.len() - 1);
+            }
+            if let Ok(params) = Params::parse(raw.clone(), max_name) {
+                prop_assert!(params.iter().all(|(n, _)| n.len() <= max_name));
+                let again = Params::from_pairs(params.iter());
+                prop_assert_eq!(again.iter().collect::<Vec<_>>(), params.iter().collect::<Vec<_>>());
+                let list: Vec<_> = pairs(&raw).collect::<Result<_, _>>().unwrap();
+                prop_assert_eq!(list, params.iter().collect::<Vec<_>>());
+            }
+        }
+    }
+}

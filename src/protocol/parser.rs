@@ -257,6 +257,9 @@ impl Parser {
                     Ok(Some(Event::Stdin(content)))
                 }
             }
+            // A repeated end of the body carries nothing; some clients (fastcgi-client 0.12 for an empty body)
+            // send it twice. Body data after the end is still refused.
+            State::Responding { id: active, .. } if active == id && content.is_empty() => Ok(None),
             State::Responding { id: active, .. } if active == id => Err(ProtocolError::UnexpectedRecord {
                 record_type: RecordType::Stdin.as_u8(),
                 request_id: id,
@@ -794,6 +797,17 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_end_of_body_is_ignored() {
+        let mut input = full_request(1, true, b"x");
+        record::write_stream_end(&mut input, RecordType::Stdin, 1);
+        let mut p = parser();
+        let events = run(&mut p, &input, usize::MAX).unwrap();
+        assert_eq!(events.last(), Some(&Owned::StdinEnd));
+        assert!(p.output().is_empty());
+        assert!(p.finish_request());
+    }
+
+    #[test]
     fn data_and_stray_records_are_ignored() {
         let mut input = Vec::new();
         write_record(&mut input, RecordType::Stdin, 7, b"nobody's");
@@ -815,5 +829,365 @@ mod tests {
         write_record(&mut input, RecordType::Stdin, 1, b"abc");
         assert_eq!(Parser::next_record_len(&input), Some(16));
         assert_eq!(Parser::next_record_len(&input[..7]), None);
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use crate::protocol::record::{EndRequestBody, MAX_CONTENT_LEN};
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    /// One record as a test writes it: any type, id, content and padding (the padding bytes are not zero, which
+    /// the parser must not care about).
+    #[derive(Debug, Clone)]
+    struct Rec {
+        record_type: u8,
+        id: u16,
+        content: Vec<u8>,
+        padding: u8,
+    }
+
+    fn id() -> impl Strategy<Value = u16> {
+        prop_oneof![4 => 1u16..3, 1 => Just(0u16), 1 => any::<u16>()]
+    }
+
+    fn padding() -> impl Strategy<Value = u8> {
+        prop_oneof![4 => Just(0u8), 2 => 0u8..8, 1 => any::<u8>()]
+    }
+
+    fn pairs_content() -> impl Strategy<Value = Vec<u8>> {
+        vec((vec(any::<u8>(), 0..20), vec(any::<u8>(), 0..150)), 0..4).prop_map(|pairs| {
+            let mut out = Vec::new();
+            for (n, v) in pairs {
+                nv::write_pair(&mut out, &n, &v);
+            }
+            out
+        })
+    }
+
+    /// Mostly well-formed records of every kind a web server sends, in any order, plus some arbitrary ones.
+    fn rec() -> impl Strategy<Value = Rec> {
+        let begin = (
+            id(),
+            prop_oneof![6 => Just(1u16), 1 => any::<u16>()],
+            any::<u8>(),
+            prop_oneof![9 => Just(8usize), 1 => 0usize..12],
+        )
+            .prop_map(|(id, role, flags, len)| {
+                let mut content = BeginRequestBody {
+                    role: Role::from_u16(role),
+                    flags,
+                }
+                .encode()
+                .to_vec();
+                content.resize(len, 0);
+                (1u8, id, content)
+            });
+        let params = (
+            id(),
+            prop_oneof![Just(Vec::new()), pairs_content(), vec(any::<u8>(), 0..40)],
+        )
+            .prop_map(|(id, content)| (4u8, id, content));
+        let stdin = (id(), prop_oneof![Just(Vec::new()), vec(any::<u8>(), 1..300)]).prop_map(|(id, c)| (5u8, id, c));
+        let abort = id().prop_map(|id| (2u8, id, Vec::new()));
+        let get_values = prop_oneof![
+            Just(b"FCGI_MAX_CONNS".to_vec()),
+            Just(b"FCGI_MAX_REQS".to_vec()),
+            Just(b"FCGI_MPXS_CONNS".to_vec()),
+            vec(any::<u8>(), 0..20)
+        ];
+        let get_values = vec(get_values, 0..5).prop_map(|names| {
+            let mut content = Vec::new();
+            for name in names {
+                nv::write_pair(&mut content, &name, b"");
+            }
+            (9u8, 0u16, content)
+        });
+        let other = (any::<u8>(), id(), vec(any::<u8>(), 0..64));
+        (
+            prop_oneof![3 => begin, 4 => params, 4 => stdin, 1 => abort, 1 => get_values, 1 => other],
+            padding(),
+        )
+            .prop_map(|((record_type, id, content), padding)| Rec {
+                record_type,
+                id,
+                content,
+                padding,
+            })
+    }
+
+    /// A whole request as a web server sends it (possibly refused, aborted or cut short), with noise records
+    /// mixed in: this is what reaches the deep states of the machine.
+    fn request_script() -> impl Strategy<Value = Vec<Rec>> {
+        (
+            id(),
+            prop_oneof![8 => Just(1u16), 1 => 2u16..4],
+            any::<bool>(),
+            vec(pairs_content(), 0..3),
+            vec(vec(any::<u8>(), 1..400), 0..4),
+            prop_oneof![6 => Just(None), 1 => (0usize..12).prop_map(Some)],
+            prop_oneof![6 => Just(None), 1 => (0usize..12).prop_map(Some)],
+            vec((0usize..12, rec()), 0..3),
+        )
+            .prop_map(|(id, role, keep, params, body, abort_at, cut_at, noise)| {
+                let begin = BeginRequestBody {
+                    role: Role::from_u16(role),
+                    flags: if keep { record::FLAG_KEEP_CONN } else { 0 },
+                };
+                let rec = |record_type: u8, content: Vec<u8>| Rec {
+                    record_type,
+                    id,
+                    padding: record::padding_for(content.len()),
+                    content,
+                };
+                let mut recs = vec![rec(1, begin.encode().to_vec())];
+                recs.extend(params.into_iter().map(|c| rec(4, c)));
+                recs.push(rec(4, Vec::new()));
+                recs.extend(body.into_iter().map(|c| rec(5, c)));
+                recs.push(rec(5, Vec::new()));
+                if let Some(at) = cut_at {
+                    recs.truncate(at.max(1));
+                }
+                if let Some(at) = abort_at {
+                    recs.insert(at.min(recs.len()), rec(2, Vec::new()));
+                }
+                for (at, noise) in noise {
+                    recs.insert(at.min(recs.len()), noise);
+                }
+                recs
+            })
+    }
+
+    fn stream() -> impl Strategy<Value = Vec<Rec>> {
+        vec(
+            prop_oneof![3 => request_script(), 1 => rec().prop_map(|r| vec![r])],
+            0..6,
+        )
+        .prop_map(|scripts| scripts.into_iter().flatten().collect())
+    }
+
+    fn encode(recs: &[Rec]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for r in recs {
+            let len = u16::try_from(r.content.len()).unwrap();
+            out.extend_from_slice(&Header::new(RecordType::from_u8(r.record_type), r.id, len, r.padding).encode());
+            out.extend_from_slice(&r.content);
+            out.extend(std::iter::repeat_n(0xA5, usize::from(r.padding)));
+        }
+        out
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Seen {
+        Request(u16, bool, Vec<(Vec<u8>, Vec<u8>)>),
+        Stdin(Vec<u8>),
+        StdinEnd,
+        Abort,
+    }
+
+    /// Everything observable from outside: events (body pieces merged, as their record boundaries are the
+    /// input's), the protocol output, how it ended and how much input was left.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Trace {
+        events: Vec<Seen>,
+        output: Vec<u8>,
+        error: Option<ProtocolError>,
+        closed: bool,
+        unconsumed: usize,
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            max_params_bytes: 600,
+            max_name_len: 16,
+        }
+    }
+
+    /// Checks that protocol output is whole records of version 1, each at most 65535 bytes of content.
+    fn check_output(output: &[u8]) -> Result<(), TestCaseError> {
+        let mut rest = output;
+        while !rest.is_empty() {
+            prop_assert!(rest.len() >= HEADER_LEN);
+            let header = Header::decode(rest[..HEADER_LEN].try_into().unwrap()).unwrap();
+            prop_assert!(usize::from(header.content_length) <= MAX_CONTENT_LEN);
+            prop_assert!(rest.len() >= HEADER_LEN + header.body_len());
+            let content = &rest[HEADER_LEN..HEADER_LEN + usize::from(header.content_length)];
+            match header.record_type {
+                RecordType::GetValuesResult | RecordType::UnknownType => {
+                    prop_assert_eq!(header.request_id, 0);
+                }
+                RecordType::EndRequest => {
+                    prop_assert_ne!(header.request_id, 0);
+                    EndRequestBody::decode(content).unwrap();
+                }
+                other => prop_assert!(false, "the parser wrote a {other:?} record"),
+            }
+            rest = &rest[HEADER_LEN + header.body_len()..];
+        }
+        Ok(())
+    }
+
+    /// Feeds `input` in pieces whose sizes cycle through `pieces`, like a server reading a socket, ending each
+    /// request when its body is complete or it was aborted (as the server does) and stopping at an error or
+    /// when the parser asks for the connection to be closed.
+    fn drive(input: &[u8], pieces: &[usize]) -> Result<Trace, TestCaseError> {
+        let mut parser = Parser::new(
+            limits(),
+            ManagementValues {
+                max_conns: 10,
+                max_reqs: 3,
+                mpxs_conns: false,
+            },
+        );
+        let mut trace = Trace {
+            events: Vec::new(),
+            output: Vec::new(),
+            error: None,
+            closed: false,
+            unconsumed: 0,
+        };
+        let mut buffer = Vec::new();
+        let mut fed = 0;
+        let mut sizes = pieces.iter().cycle();
+        'feed: loop {
+            let n = (*sizes.next().unwrap()).max(1).min(input.len() - fed);
+            buffer.extend_from_slice(&input[fed..fed + n]);
+            fed += n;
+            loop {
+                let parsed = match parser.parse(&buffer) {
+                    Ok(parsed) => parsed,
+                    Err(err) => {
+                        trace.error = Some(err);
+                        break 'feed;
+                    }
+                };
+                prop_assert!(parsed.consumed <= buffer.len());
+                prop_assert!(parsed.consumed == 0 || parsed.consumed >= HEADER_LEN);
+                if parsed.consumed == 0 {
+                    prop_assert!(parsed.event.is_none());
+                    break;
+                }
+                let mut finish = false;
+                match parsed.event {
+                    None => {}
+                    Some(Event::Request(head)) => trace.events.push(Seen::Request(
+                        head.id,
+                        head.keep_conn,
+                        head.params.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect(),
+                    )),
+                    Some(Event::Stdin(data)) => {
+                        prop_assert!(!data.is_empty());
+                        match trace.events.last_mut() {
+                            Some(Seen::Stdin(acc)) => acc.extend_from_slice(data),
+                            _ => trace.events.push(Seen::Stdin(data.to_vec())),
+                        }
+                    }
+                    Some(Event::StdinEnd) => {
+                        trace.events.push(Seen::StdinEnd);
+                        finish = true;
+                    }
+                    Some(Event::Abort) => {
+                        trace.events.push(Seen::Abort);
+                        finish = true;
+                    }
+                }
+                buffer.drain(..parsed.consumed);
+                trace.output.extend_from_slice(parser.output());
+                parser.clear_output();
+                if finish && !parser.finish_request() {
+                    trace.closed = true;
+                    break 'feed;
+                }
+                if parser.close_requested() {
+                    trace.closed = true;
+                    break 'feed;
+                }
+            }
+            if fed == input.len() {
+                break;
+            }
+        }
+        trace.output.extend_from_slice(parser.output());
+        trace.unconsumed = buffer.len() + (input.len() - fed);
+        check_output(&trace.output)?;
+        Ok(trace)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// The same records give the same events, replies and errors however the input is fragmented.
+        #[test]
+        fn fragmentation_does_not_change_the_result(
+            recs in stream(),
+            pieces in vec(prop_oneof![1usize..9, 1usize..80, 1usize..1000], 1..8),
+        ) {
+            let input = encode(&recs);
+            let whole = drive(&input, &[usize::MAX])?;
+            let pieces = drive(&input, &pieces)?;
+            prop_assert_eq!(&pieces, &whole);
+            let bytewise = drive(&input, &[1])?;
+            prop_assert_eq!(&bytewise, &whole);
+        }
+
+        /// Well-formed requests, one after another on a kept connection, come out exactly as they went in.
+        #[test]
+        fn well_formed_requests_round_trip(
+            requests in vec((1u16.., vec((vec(b'A'..=b'Z', 1..16), vec(any::<u8>(), 0..200)), 0..5), vec(any::<u8>(), 0..3000)), 1..5),
+            pieces in vec(1usize..700, 1..5),
+        ) {
+            let mut recs = Vec::new();
+            let mut expected = Vec::new();
+            for (id, pairs, body) in &requests {
+                let begin = BeginRequestBody { role: Role::Responder, flags: record::FLAG_KEEP_CONN };
+                recs.push(Rec { record_type: 1, id: *id, content: begin.encode().to_vec(), padding: 0 });
+                let mut content = Vec::new();
+                for (n, v) in pairs {
+                    nv::write_pair(&mut content, n, v);
+                }
+                for chunk in content.chunks(100) {
+                    recs.push(Rec { record_type: 4, id: *id, content: chunk.to_vec(), padding: 3 });
+                }
+                recs.push(Rec { record_type: 4, id: *id, content: Vec::new(), padding: 0 });
+                for chunk in body.chunks(777) {
+                    recs.push(Rec { record_type: 5, id: *id, content: chunk.to_vec(), padding: record::padding_for(chunk.len()) });
+                }
+                recs.push(Rec { record_type: 5, id: *id, content: Vec::new(), padding: 0 });
+                expected.push(Seen::Request(*id, true, pairs.clone()));
+                if !body.is_empty() {
+                    expected.push(Seen::Stdin(body.clone()));
+                }
+                expected.push(Seen::StdinEnd);
+            }
+            let input = encode(&recs);
+            // Large params may exceed the test limits; those must be refused, the rest served.
+            let trace = drive(&input, &pieces)?;
+            match &trace.error {
+                None => {
+                    prop_assert_eq!(&trace.events, &expected);
+                    prop_assert!(trace.output.is_empty());
+                    prop_assert!(!trace.closed);
+                    prop_assert_eq!(trace.unconsumed, 0);
+                }
+                Some(ProtocolError::ParamsTooLarge { .. } | ProtocolError::NameTooLong { .. }) => {}
+                Some(other) => prop_assert!(false, "unexpected error {other:?}"),
+            }
+        }
+
+        /// Arbitrary bytes never panic the parser; it consumes whole records only and writes whole records.
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            prefix in stream(),
+            raw in vec(any::<u8>(), 0..600),
+            pieces in vec(1usize..64, 1..4),
+        ) {
+            let mut input = encode(&prefix);
+            input.extend_from_slice(&raw);
+            drive(&input, &pieces)?;
+            drive(&raw, &[usize::MAX])?;
+            let _ = Parser::next_record_len(&raw);
+        }
     }
 }

@@ -485,3 +485,89 @@ mod tests {
         assert_eq!(out, [1, 6, 0, 2, 0, 0, 0, 0]);
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn header_round_trips(t in any::<u8>(), id in any::<u16>(), len in any::<u16>(), pad in any::<u8>()) {
+            let header = Header::new(RecordType::from_u8(t), id, len, pad);
+            let bytes = header.encode();
+            prop_assert_eq!(bytes[0], VERSION_1);
+            prop_assert_eq!(bytes[7], 0, "the reserved byte is zero");
+            prop_assert_eq!(Header::decode(&bytes), Ok(header));
+            prop_assert_eq!(header.body_len(), usize::from(len) + usize::from(pad));
+        }
+
+        #[test]
+        fn any_eight_bytes_decode_iff_version_one(bytes in any::<[u8; HEADER_LEN]>()) {
+            match Header::decode(&bytes) {
+                Ok(header) => {
+                    prop_assert_eq!(bytes[0], VERSION_1);
+                    let mut expected = bytes;
+                    expected[7] = 0;
+                    prop_assert_eq!(header.encode(), expected);
+                }
+                Err(err) => {
+                    prop_assert_ne!(bytes[0], VERSION_1);
+                    prop_assert_eq!(err, ProtocolError::UnsupportedVersion(bytes[0]));
+                }
+            }
+        }
+
+        #[test]
+        fn record_bodies_round_trip(role in any::<u16>(), flags in any::<u8>(), app in any::<u32>(), status in any::<u8>()) {
+            let begin = BeginRequestBody { role: Role::from_u16(role), flags };
+            prop_assert_eq!(BeginRequestBody::decode(&begin.encode()), Ok(begin));
+            prop_assert_eq!(begin.role.as_u16(), role);
+            prop_assert_eq!(begin.keep_conn(), flags & FLAG_KEEP_CONN != 0);
+            let end = EndRequestBody { app_status: app, protocol_status: ProtocolStatus::from_u8(status) };
+            prop_assert_eq!(EndRequestBody::decode(&end.encode()), Ok(end));
+            prop_assert_eq!(end.protocol_status.as_u8(), status);
+        }
+
+        #[test]
+        fn fixed_bodies_reject_every_other_length(len in 0usize..64) {
+            let content = vec![0u8; len];
+            prop_assert_eq!(BeginRequestBody::decode(&content).is_ok(), len == 8);
+            prop_assert_eq!(EndRequestBody::decode(&content).is_ok(), len == 8);
+        }
+
+        #[test]
+        fn streams_become_whole_aligned_nonempty_records(
+            len in prop_oneof![0usize..300, 65_530usize..65_540, 131_060usize..131_080, 0usize..200_000],
+            id in any::<u16>(),
+            seed in any::<u8>(),
+        ) {
+            let data: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect();
+            let mut out = Vec::new();
+            write_stream(&mut out, RecordType::Stderr, id, &data);
+            write_stream_end(&mut out, RecordType::Stderr, id);
+            let mut rest = &out[..];
+            let mut payload = Vec::new();
+            let mut empty = 0;
+            while !rest.is_empty() {
+                prop_assert!(rest.len() >= HEADER_LEN);
+                let header = Header::decode(rest[..HEADER_LEN].try_into().unwrap()).unwrap();
+                prop_assert_eq!(header.record_type, RecordType::Stderr);
+                prop_assert_eq!(header.request_id, id);
+                prop_assert_eq!((usize::from(header.content_length) + usize::from(header.padding_length)) % 8, 0);
+                prop_assert!(rest.len() >= HEADER_LEN + header.body_len());
+                let content = &rest[HEADER_LEN..HEADER_LEN + usize::from(header.content_length)];
+                let padding = &rest[HEADER_LEN + content.len()..HEADER_LEN + header.body_len()];
+                prop_assert!(padding.iter().all(|b| *b == 0));
+                if content.is_empty() {
+                    empty += 1;
+                    prop_assert_eq!(rest.len(), HEADER_LEN, "the empty record is the last one");
+                }
+                payload.extend_from_slice(content);
+                rest = &rest[HEADER_LEN + header.body_len()..];
+            }
+            prop_assert_eq!(empty, 1);
+            prop_assert_eq!(payload, data);
+        }
+    }
+}

@@ -257,3 +257,121 @@ mod tests {
         assert_eq!(EndRequestBody::decode(&recs.last().unwrap().2).unwrap().app_status, 1);
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use crate::protocol::record::EndRequestBody;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Head(usize),
+        Body(usize),
+        Stderr(usize),
+        Finish(u32),
+    }
+
+    fn size() -> impl Strategy<Value = usize> {
+        prop_oneof![
+            4 => 0usize..100,
+            2 => 65_500usize..65_540,
+            1 => 0usize..150_000,
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            1 => size().prop_map(Op::Head),
+            4 => size().prop_map(Op::Body),
+            1 => (0usize..70_000).prop_map(Op::Stderr),
+            1 => any::<u32>().prop_map(Op::Finish),
+        ]
+    }
+
+    fn fill(len: usize, tag: u8) -> Vec<u8> {
+        (0..len).map(|i| (i as u8).wrapping_add(tag)).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// Whatever the sequence of calls, the output is whole records of at most 65535 bytes, the STDOUT stream
+        /// carries exactly the (held) header block followed by the body bytes, and it ends with one empty STDOUT
+        /// record followed by one END_REQUEST, which is the last record.
+        #[test]
+        fn output_is_whole_records_ending_once(id in 1u16.., ops in vec(op(), 0..8), last in any::<u32>()) {
+            let mut enc = ResponseEncoder::new(id);
+            let mut out = Vec::new();
+            let mut expected_stdout = Vec::new();
+            let mut expected_stderr = Vec::new();
+            let mut held: Option<Vec<u8>> = None;
+            let mut finished_with = None;
+            for (n, op) in ops.iter().chain(std::iter::once(&Op::Finish(last))).enumerate() {
+                let tag = n as u8;
+                match op {
+                    Op::Head(len) => {
+                        let head = fill(*len, tag);
+                        if !enc.head_sent() {
+                            held = Some(head.clone());
+                        }
+                        enc.set_head(head);
+                    }
+                    Op::Body(len) => {
+                        let data = fill(*len, tag);
+                        if finished_with.is_none() && !data.is_empty() {
+                            expected_stdout.extend(held.take().unwrap_or_default());
+                            expected_stdout.extend_from_slice(&data);
+                        }
+                        enc.body(&mut out, &data);
+                    }
+                    Op::Stderr(len) => {
+                        let data = fill(*len, tag);
+                        if finished_with.is_none() {
+                            expected_stderr.extend_from_slice(&data);
+                        }
+                        enc.stderr(&mut out, &data);
+                    }
+                    Op::Finish(status) => {
+                        if finished_with.is_none() {
+                            expected_stdout.extend(held.take().unwrap_or_default());
+                            finished_with = Some(*status);
+                        }
+                        enc.finish(&mut out, *status);
+                        prop_assert!(enc.finished());
+                    }
+                }
+            }
+
+            let mut rest = &out[..];
+            let mut records = Vec::new();
+            while !rest.is_empty() {
+                prop_assert!(rest.len() >= HEADER_LEN, "a partial header at the end");
+                let header = Header::decode(rest[..HEADER_LEN].try_into().unwrap()).unwrap();
+                prop_assert!(usize::from(header.content_length) <= MAX_CONTENT_LEN);
+                prop_assert_eq!(header.request_id, id);
+                prop_assert!(rest.len() >= HEADER_LEN + header.body_len(), "a partial record at the end");
+                let content = rest[HEADER_LEN..HEADER_LEN + usize::from(header.content_length)].to_vec();
+                rest = &rest[HEADER_LEN + header.body_len()..];
+                records.push((header.record_type, content));
+            }
+            let n = records.len();
+            prop_assert!(n >= 2);
+            prop_assert_eq!(&records[n - 2], &(RecordType::Stdout, Vec::new()));
+            prop_assert_eq!(records[n - 1].0, RecordType::EndRequest);
+            let end = EndRequestBody::decode(&records[n - 1].1).unwrap();
+            prop_assert_eq!(end.app_status, finished_with.unwrap());
+            prop_assert_eq!(end.protocol_status, ProtocolStatus::RequestComplete);
+            let empty_stdout = records.iter().filter(|(t, c)| *t == RecordType::Stdout && c.is_empty()).count();
+            prop_assert_eq!(empty_stdout, 1);
+            prop_assert_eq!(records.iter().filter(|(t, _)| *t == RecordType::EndRequest).count(), 1);
+            prop_assert!(records.iter().all(|(t, c)| *t != RecordType::Stderr || !c.is_empty()));
+            let stdout: Vec<u8> = records.iter().filter(|(t, _)| *t == RecordType::Stdout).flat_map(|(_, c)| c.clone()).collect();
+            let stderr: Vec<u8> = records.iter().filter(|(t, _)| *t == RecordType::Stderr).flat_map(|(_, c)| c.clone()).collect();
+            prop_assert_eq!(stdout.len(), expected_stdout.len());
+            prop_assert!(stdout == expected_stdout);
+            prop_assert!(stderr == expected_stderr);
+        }
+    }
+}

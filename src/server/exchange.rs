@@ -263,10 +263,10 @@ impl Exchange {
         result.map_err(|e| self.fail(RequestError::from_io(e)))
     }
 
-    /// Checks for ABORT_REQUEST or a closed connection without blocking. Body data the application has not read
-    /// yet comes first on the connection and nothing behind it can be seen, so the check stops at the first body
-    /// chunk (which stays buffered for the application); the empty record that ends the body is taken here,
-    /// so a request whose body was read to its length, or that has none (a GET), still notices an abort.
+    /// Checks for ABORT_REQUEST or a closed connection without blocking. Looks past the end of the body even
+    /// when the application never read it (a GET handler never asks for its empty body), but stops at a body
+    /// chunk the application has not read: that chunk stays for [`Exchange::fill_body`], and what follows it
+    /// is out of sight until then.
     fn poll_abort(&mut self) -> Result<(), RequestError> {
         loop {
             if !self.conn.stdin_chunk().is_empty() {
@@ -274,14 +274,16 @@ impl Exchange {
             }
             match self.conn.poll_event() {
                 Ok(Some(ConnEvent::Abort)) => return Err(self.fail(RequestError::Aborted)),
-                Ok(Some(ConnEvent::Stdin)) if !self.body_done => return Ok(()),
-                Ok(Some(ConnEvent::StdinEnd)) if !self.body_done => {
+                // Held in the connection's buffer until the application reads it.
+                Ok(Some(ConnEvent::Stdin)) => return Ok(()),
+                Ok(Some(ConnEvent::StdinEnd)) => {
                     self.body_done = true;
                     continue;
                 }
-                Ok(Some(_)) => {
+                // The parser answers a second BEGIN_REQUEST itself; a request head here would be a bug.
+                Ok(Some(ConnEvent::Request(_))) => {
                     return Err(self.fail(RequestError::Protocol(ProtocolError::UnexpectedRecord {
-                        record_type: 5,
+                        record_type: 1,
                         request_id: self.request_id(),
                     })))
                 }
