@@ -47,6 +47,20 @@ impl LogWriter {
     }
 }
 
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        // A last line written without a newline is still logged (wsgi.errors lives for one request).
+        let rest = std::mem::take(
+            self.pending
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if !rest.is_empty() {
+            self.emit(&rest);
+        }
+    }
+}
+
 #[pymethods]
 impl LogWriter {
     fn write(&self, text: &str) -> usize {

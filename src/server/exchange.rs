@@ -5,7 +5,7 @@
 
 use std::io;
 
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::conn::{Conn, ConnError, ConnEvent};
 use crate::protocol::{ProtocolError, ResponseEncoder};
@@ -119,6 +119,12 @@ impl Exchange {
 
     fn fail<E: Into<RequestError>>(&mut self, err: E) -> RequestError {
         let err = err.into();
+        if let RequestError::Protocol(violation) = &err {
+            // The handler only sees a failed read or write; the server is where the reason gets logged.
+            warn!(peer = self.conn.peer(), %violation, "closing FastCGI connection: protocol violation during a request");
+        } else if let RequestError::Io(io_err) = &err {
+            warn!(peer = self.conn.peer(), error = %io_err, "closing FastCGI connection: I/O error during a request");
+        }
         self.failed = Some(match err {
             RequestError::Aborted => FailState::Aborted,
             RequestError::Disconnected => FailState::Gone,

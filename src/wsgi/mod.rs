@@ -26,7 +26,6 @@ use io::{FileWrapper, InputStream, RequestIo, StartResponse};
 /// Runs WSGI applications. See the module documentation.
 pub struct WsgiHandler {
     loader: AppLoader,
-    errors: Py<LogWriter>,
     file_wrapper: Py<PyType>,
 }
 
@@ -53,7 +52,6 @@ impl WsgiHandler {
         Python::attach(|py| {
             Ok(Self {
                 loader,
-                errors: Py::new(py, LogWriter::new("wsgi.errors", StreamLevel::Warn))?,
                 file_wrapper: py.get_type::<FileWrapper>().unbind(),
             })
         })
@@ -80,13 +78,16 @@ impl WsgiHandler {
             Ok(r) => r,
             Err(err) => return self.python_error(py, io, None, "Error occurred", &err, debug, to_stderr),
         };
-        let environ = Bound::new(py, InputStream::new(io.clone())).and_then(|input| {
+        // wsgi.errors is per request, so partial lines written by concurrent requests never mix in one line.
+        let errors = Bound::new(py, LogWriter::new("wsgi.errors", StreamLevel::Warn));
+        let input = Bound::new(py, InputStream::new(io.clone()));
+        let environ = input.and_then(|input| {
             environ::build(
                 py,
                 &request.params,
                 &app.defaults,
                 input.as_any(),
-                self.errors.bind(py).as_any(),
+                errors?.as_any(),
                 self.file_wrapper.bind(py).as_any(),
             )
         });
