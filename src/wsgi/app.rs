@@ -212,6 +212,12 @@ impl AppLoader {
 /// The application root: `PYFCGI_APP_ROOT` / `--app-root`, else IIS's `APPL_PHYSICAL_PATH`, else the current
 /// directory.
 fn app_root(settings: &Settings, params: Option<&Params>) -> PathBuf {
+    let root = app_root_as_given(settings, params);
+    // Made absolute before the working directory changes to it, or a relative root would point into itself.
+    std::path::absolute(&root).unwrap_or(root)
+}
+
+fn app_root_as_given(settings: &Settings, params: Option<&Params>) -> PathBuf {
     if let Some(root) = &settings.app_root.value {
         return root.clone();
     }

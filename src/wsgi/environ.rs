@@ -129,8 +129,16 @@ pub fn url_scheme(params: &Params) -> &'static str {
 /// header names, so the cache must not grow without bound).
 const KEY_CACHE_LIMIT: usize = 512;
 
+/// Keys made from parameter names, per worker thread. A web server sends the same names in the same order on
+/// every request, so the first lookup is by position (one comparison), and only a miss hashes the name.
+#[derive(Default)]
+struct KeyCache {
+    by_position: Vec<Option<(Box<[u8]>, Py<PyString>)>>,
+    by_name: HashMap<Box<[u8]>, Py<PyString>>,
+}
+
 thread_local! {
-    static KEY_CACHE: RefCell<HashMap<Box<[u8]>, Py<PyString>>> = RefCell::new(HashMap::with_capacity(64));
+    static KEY_CACHE: RefCell<KeyCache> = RefCell::new(KeyCache::default());
 }
 
 /// A str from latin-1 bytes, as PEP 3333 requires for native strings.
@@ -146,22 +154,34 @@ pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
     }
 }
 
-fn key<'py>(py: Python<'py>, name: &[u8]) -> Bound<'py, PyString> {
-    KEY_CACHE.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if let Some(key) = cache.get(name) {
+fn key<'py>(py: Python<'py>, cache: &mut KeyCache, position: usize, name: &[u8]) -> Bound<'py, PyString> {
+    if let Some(Some((cached, key))) = cache.by_position.get(position) {
+        if **cached == *name {
             return key.bind(py).clone();
         }
-        // Interned keys make the app's own lookups (environ['PATH_INFO']) hit the fast pointer comparison.
-        let key = match std::str::from_utf8(name) {
-            Ok(text) if text.is_ascii() => PyString::intern(py, text),
-            _ => latin1(py, name),
-        };
-        if cache.len() < KEY_CACHE_LIMIT {
-            cache.insert(name.into(), key.clone().unbind());
+    }
+    let key = match cache.by_name.get(name) {
+        Some(key) => key.bind(py).clone(),
+        None => {
+            // Interned keys make the app's own lookups (environ['PATH_INFO']) hit the fast pointer comparison.
+            let key = match std::str::from_utf8(name) {
+                Ok(text) if text.is_ascii() => PyString::intern(py, text),
+                _ => latin1(py, name),
+            };
+            if cache.by_name.len() >= KEY_CACHE_LIMIT {
+                return key;
+            }
+            cache.by_name.insert(name.into(), key.clone().unbind());
+            key
         }
-        key
-    })
+    };
+    if position < KEY_CACHE_LIMIT {
+        if cache.by_position.len() <= position {
+            cache.by_position.resize_with(position + 1, || None);
+        }
+        cache.by_position[position] = Some((name.into(), key.clone().unbind()));
+    }
+    key
 }
 
 static WSGI_VERSION: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
@@ -188,13 +208,16 @@ pub fn build<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let environ = PyDict::new(py);
     let iis = is_iis(params);
-    for (name, value) in params.iter() {
-        // Some servers send the body headers twice; PEP 3333 has them only without the HTTP_ prefix.
-        if name == b"HTTP_CONTENT_TYPE" || name == b"HTTP_CONTENT_LENGTH" {
-            continue;
+    KEY_CACHE.with_borrow_mut(|cache| {
+        for (position, (name, value)) in params.iter().enumerate() {
+            // Some servers send the body headers twice; PEP 3333 has them only without the HTTP_ prefix.
+            if name == b"HTTP_CONTENT_TYPE" || name == b"HTTP_CONTENT_LENGTH" {
+                continue;
+            }
+            environ.set_item(key(py, cache, position, name), latin1(py, value))?;
         }
-        environ.set_item(key(py, name), latin1(py, value))?;
-    }
+        PyResult::Ok(())
+    })?;
     if iis {
         let (path_info, script_name) = iis_paths(params, &defaults.rules);
         environ.set_item(intern!(py, "PATH_INFO"), latin1(py, &path_info))?;

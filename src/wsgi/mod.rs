@@ -100,9 +100,13 @@ impl WsgiHandler {
             Err(err) => return self.python_error(py, io, Some(&responder), "Error occurred", &err, debug, to_stderr),
         };
         let sent = self.send_iterable(py, &responder, &iterable);
-        let closed = match iterable.getattr(pyo3::intern!(py, "close")) {
-            Ok(close) => close.call0().map(drop),
-            Err(_) => Ok(()),
+        // Lists and tuples have no close(); looking it up would build and discard an AttributeError.
+        let closed = if iterable.is_exact_instance_of::<PyList>() || iterable.is_exact_instance_of::<PyTuple>() {
+            Ok(())
+        } else {
+            iterable
+                .getattr_opt(pyo3::intern!(py, "close"))
+                .and_then(|close| close.map_or(Ok(()), |c| c.call0().map(drop)))
         };
         if let Err(err) = sent.and(closed) {
             return self.python_error(py, io, Some(&responder), "Error occurred", &err, debug, to_stderr);
