@@ -563,6 +563,15 @@ impl Site<'_> {
                 self.label
             );
         }
+        // The app is mounted at `/`: an empty SCRIPT_NAME (Flask's script_root; Django's path is SCRIPT_NAME +
+        // PATH_INFO, checked above).
+        if self.app == App::Flask {
+            assert!(
+                json.contains("\"script_root\":\"\""),
+                "{}: SCRIPT_NAME not empty: {json}",
+                self.label
+            );
+        }
     }
 }
 
