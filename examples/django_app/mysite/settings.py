@@ -28,8 +28,11 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # Uploads above 1 MiB go to a temporary file, so large bodies are never held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024 * 1024
+# Keep Django's own loggers (dictConfig would disable them): "django.request" logs the traceback of every 500
+# to stderr, which pyfcgi writes to its log (WSGI_LOG).
 LOGGING = {
     "version": 1,
+    "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
 }
