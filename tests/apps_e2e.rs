@@ -781,12 +781,10 @@ fn django_behind_apache_proxy_fcgi() {
     behind_apache_proxy_fcgi(App::Django, BindKind::Unix);
 }
 
-/// A relative `--app-root` breaks the import: pyfcgi changes into the application root and then puts the same
-/// relative path first on `sys.path`, where it now names `<root>/<root>` (`src/wsgi/app.rs`, `prepare_python`).
-/// Ignored until that is fixed; run it with `--ignored`.
+/// Regression: a relative `--app-root` used to break the import, because pyfcgi changed into the application root
+/// and then put the same relative path first on `sys.path`, where it named `<root>/<root>`.
 #[test]
-#[ignore = "known bug: a relative --app-root is put on sys.path after chdir into it"]
-fn known_bug_relative_app_root() {
+fn relative_app_root_imports_the_app() {
     let output = Command::new(&venv().pyfcgi)
         .args(["check", "--app", "app:app", "--app-root", "examples/flask_app"])
         .current_dir(manifest_dir())
