@@ -133,9 +133,12 @@ const KEY_CACHE_LIMIT: usize = 512;
 /// every request, so the first lookup is by position (one comparison), and only a miss hashes the name.
 #[derive(Default)]
 struct KeyCache {
-    by_position: Vec<Option<(Box<[u8]>, Py<PyString>)>>,
+    by_position: Vec<Option<CachedKey>>,
     by_name: HashMap<Box<[u8]>, Py<PyString>>,
 }
+
+/// A parameter name and the Python key made from it.
+type CachedKey = (Box<[u8]>, Py<PyString>);
 
 thread_local! {
     static KEY_CACHE: RefCell<KeyCache> = RefCell::new(KeyCache::default());

@@ -49,33 +49,52 @@ fn text(bytes: &[u8]) -> String {
     bytes.iter().map(|b| char::from(*b)).collect()
 }
 
-/// Builds the header block from latin-1 bytes.
-///
-/// # Errors
-/// See [`HeadError`].
-pub fn build(status: &[u8], headers: &[(Vec<u8>, Vec<u8>)]) -> Result<Head, HeadError> {
-    let code = status
-        .get(..3)
-        .filter(|d| d.iter().all(u8::is_ascii_digit))
-        .filter(|_| status.len() == 3 || status[3] == b' ')
-        .filter(|_| status.iter().all(|b| *b == b'\t' || (*b >= 0x20 && *b != 0x7F)))
-        .map(|d| d.iter().fold(0u16, |n, b| n * 10 + u16::from(b - b'0')))
-        .filter(|code| (100..=999).contains(code))
-        .ok_or_else(|| HeadError::BadStatus(text(status)))?;
-    let mut block = Vec::with_capacity(64 + headers.len() * 40);
-    block.extend_from_slice(b"Status: ");
-    block.extend_from_slice(status);
-    block.extend_from_slice(b"\r\n");
-    let mut content_length = None;
-    for (name, value) in headers {
+/// Builds a header block one header at a time, validating as it goes (no intermediate copies of the headers).
+#[derive(Debug)]
+pub struct HeadBuilder {
+    status: u16,
+    block: Vec<u8>,
+    content_length: Option<u64>,
+}
+
+impl HeadBuilder {
+    /// Starts a block with the status line.
+    ///
+    /// # Errors
+    /// [`HeadError::BadStatus`] unless `status` is three digits (100-999), optionally a space and a reason, with
+    /// no control characters.
+    pub fn new(status: &[u8], headers_hint: usize) -> Result<Self, HeadError> {
+        let code = status
+            .get(..3)
+            .filter(|d| d.iter().all(u8::is_ascii_digit))
+            .filter(|_| status.len() == 3 || status[3] == b' ')
+            .filter(|_| status.iter().all(|b| *b == b'\t' || (*b >= 0x20 && *b != 0x7F)))
+            .map(|d| d.iter().fold(0u16, |n, b| n * 10 + u16::from(b - b'0')))
+            .filter(|code| (100..=999).contains(code))
+            .ok_or_else(|| HeadError::BadStatus(text(status)))?;
+        let mut block = Vec::with_capacity(64 + headers_hint * 40);
+        block.extend_from_slice(b"Status: ");
+        block.extend_from_slice(status);
+        block.extend_from_slice(b"\r\n");
+        Ok(Self {
+            status: code,
+            block,
+            content_length: None,
+        })
+    }
+
+    /// Adds one header.
+    ///
+    /// # Errors
+    /// See [`HeadError`].
+    pub fn header(&mut self, name: &[u8], value: &[u8]) -> Result<(), HeadError> {
         if name.is_empty() || !name.iter().all(|b| is_tchar(*b)) {
             return Err(HeadError::BadName(text(name)));
         }
-        let lower = text(name).to_ascii_lowercase();
-        if HOP_BY_HOP.contains(&lower.as_str()) {
+        if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h.as_bytes())) {
             return Err(HeadError::HopByHop(text(name)));
         }
-        if lower == "status" {
+        if name.eq_ignore_ascii_case(b"status") {
             return Err(HeadError::Reserved(text(name)));
         }
         if value.iter().any(|b| *b == b'\r' || *b == b'\n' || *b == 0) {
@@ -84,26 +103,42 @@ pub fn build(status: &[u8], headers: &[(Vec<u8>, Vec<u8>)]) -> Result<Head, Head
                 value: text(value),
             });
         }
-        if lower == "content-length" {
+        if name.eq_ignore_ascii_case(b"content-length") {
             let trimmed = value.trim_ascii();
             let parsed = std::str::from_utf8(trimmed)
                 .ok()
                 .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
                 .and_then(|s| s.parse::<u64>().ok())
                 .ok_or_else(|| HeadError::BadContentLength(text(value)))?;
-            content_length = Some(parsed);
+            self.content_length = Some(parsed);
         }
-        block.extend_from_slice(name);
-        block.extend_from_slice(b": ");
-        block.extend_from_slice(value);
-        block.extend_from_slice(b"\r\n");
+        self.block.extend_from_slice(name);
+        self.block.extend_from_slice(b": ");
+        self.block.extend_from_slice(value);
+        self.block.extend_from_slice(b"\r\n");
+        Ok(())
     }
-    block.extend_from_slice(b"\r\n");
-    Ok(Head {
-        status: code,
-        block,
-        content_length,
-    })
+
+    pub fn finish(mut self) -> Head {
+        self.block.extend_from_slice(b"\r\n");
+        Head {
+            status: self.status,
+            block: self.block,
+            content_length: self.content_length,
+        }
+    }
+}
+
+/// Builds the header block from latin-1 bytes.
+///
+/// # Errors
+/// See [`HeadError`].
+pub fn build(status: &[u8], headers: &[(Vec<u8>, Vec<u8>)]) -> Result<Head, HeadError> {
+    let mut builder = HeadBuilder::new(status, headers.len())?;
+    for (name, value) in headers {
+        builder.header(name, value)?;
+    }
+    Ok(builder.finish())
 }
 
 /// Whether a response to this method with this status carries no body, so a Content-Length larger than what

@@ -4,6 +4,7 @@
 //! Content-Length), and `wsgi.file_wrapper` ([`FileWrapper`]). All of them reach the connection through one
 //! shared [`RequestIo`], which hands the exchange back to the server when the request ends.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -191,17 +192,24 @@ pub struct StartResponse {
 }
 
 /// Converts a status or header item (str, or bytes for wfastcgi compatibility) to latin-1 bytes.
-fn latin1_bytes(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
+fn latin1_bytes<'a>(obj: &'a Bound<'_, PyAny>, what: &str) -> PyResult<Cow<'a, [u8]>> {
     if let Ok(s) = obj.cast::<PyString>() {
+        // ASCII text, nearly every header, is its own latin-1 and UTF-8 encoding: borrowed without a copy.
+        if let Ok(text) = s.to_str() {
+            if text.is_ascii() {
+                return Ok(Cow::Borrowed(text.as_bytes()));
+            }
+        }
         let text = s.to_cow()?;
         return text
             .chars()
             .map(|c| u8::try_from(u32::from(c)).map_err(|_| ()))
             .collect::<Result<Vec<u8>, ()>>()
+            .map(Cow::Owned)
             .map_err(|()| PyValueError::new_err(head::HeadError::NotLatin1(format!("{what} {text:?}")).to_string()));
     }
     if let Ok(b) = obj.cast::<PyBytes>() {
-        return Ok(b.as_bytes().to_vec());
+        return Ok(Cow::Borrowed(b.as_bytes()));
     }
     Err(PyTypeError::new_err(format!(
         "{what} must be a str, not {}",
@@ -279,24 +287,24 @@ impl StartResponse {
         } else if this.state().head.is_some() {
             return Err(PyRuntimeError::new_err("start_response has already been called"));
         }
-        let status = latin1_bytes(status, "status")?;
-        let mut pairs = Vec::new();
+        let bad = |e: head::HeadError| PyValueError::new_err(e.to_string());
+        let mut builder = head::HeadBuilder::new(&latin1_bytes(status, "status")?, 8).map_err(bad)?;
+        let shape = || PyTypeError::new_err("response headers must be a list of (name, value) tuples");
         for item in headers.try_iter()? {
             let item = item?;
-            let tuple = item
-                .cast::<PyTuple>()
-                .map_err(|_| PyTypeError::new_err("response headers must be a list of (name, value) tuples"))?;
+            let tuple = item.cast::<PyTuple>().map_err(|_| shape())?;
             if tuple.len() != 2 {
-                return Err(PyTypeError::new_err(
-                    "response headers must be a list of (name, value) tuples",
-                ));
+                return Err(shape());
             }
-            pairs.push((
-                latin1_bytes(&tuple.get_item(0)?, "header name")?,
-                latin1_bytes(&tuple.get_item(1)?, "header value")?,
-            ));
+            let (name, value) = (tuple.get_borrowed_item(0)?, tuple.get_borrowed_item(1)?);
+            builder
+                .header(
+                    &latin1_bytes(&name, "header name")?,
+                    &latin1_bytes(&value, "header value")?,
+                )
+                .map_err(bad)?;
         }
-        let head = head::build(&status, &pairs).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let head = builder.finish();
         this.state().head = Some(head);
         slf.getattr("write")
     }
