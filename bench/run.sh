@@ -16,7 +16,7 @@ Usage: bench/run.sh [--quick] [--build] [--no-install] [--help]
 Runs every backend behind nginx on loopback, loads it with wrk, and writes
 bench/results/latest.md (Markdown table) and latest.json (raw runs).
 
-  --quick       smoke test: RUNS=1, DURATION=2, WARMUP=1, APPS=hello
+  --quick       smoke test: RUNS=1, DURATION=2, WARMUP=1, WARMUP_MAX=2, APPS=hello
   --build       cargo build --release the pyfcgi binary and the ceiling
                 example first, and use them (sets PYFCGI_BIN, CEILING_BIN)
   --no-install  do not apt-get or pip anything; fail if something is missing
@@ -25,7 +25,9 @@ bench/results/latest.md (Markdown table) and latest.json (raw runs).
 Environment (defaults in brackets):
   RUNS [5]            measured wrk runs per cell
   DURATION [10]       seconds per measured run
-  WARMUP [3]          seconds of unrecorded wrk load before each profile
+  WARMUP [3]          seconds of the first unrecorded warm-up run; each
+                      next one lasts twice as long, until two in a row agree
+                      within 25% on req/s, at most WARMUP_MAX [4] of them
   CONNS ["16 1"]      connection-count profiles (wrk -c)
   WRK_THREADS [1]     wrk -t (2 cores: wrk, nginx and the backend share them)
   APPS ["hello flask stream upload"]
@@ -57,11 +59,12 @@ for arg in "$@"; do
 done
 
 if [ "$QUICK" = 1 ]; then
-    RUNS=${RUNS:-1} DURATION=${DURATION:-2} WARMUP=${WARMUP:-1} APPS=${APPS:-hello}
+    RUNS=${RUNS:-1} DURATION=${DURATION:-2} WARMUP=${WARMUP:-1} WARMUP_MAX=${WARMUP_MAX:-2} APPS=${APPS:-hello}
 fi
 RUNS=${RUNS:-5}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-3}
+WARMUP_MAX=${WARMUP_MAX:-4}
 CONNS=${CONNS:-"16 1"}
 WRK_THREADS=${WRK_THREADS:-1}
 APPS=${APPS:-"hello flask stream upload"}
@@ -421,8 +424,27 @@ measure_backend() {   # measure_backend BACKEND APP
 
     local c r
     for c in $CONNS; do
-        log "$b/$a: c=$c warm-up ${WARMUP}s"
-        wrk_once "$c" "$WARMUP" "$cell/warmup-c$c.txt" || true
+        # Warm up until two warm-ups in a row agree within 25% on req/s, each
+        # twice as long as the one before (at most WARMUP_MAX of them).
+        # Backends that start processes on demand (wfastcgi: one per nginx
+        # connection) need this: nginx drops the connections whose requests
+        # are in flight when wrk stops, so a warm-up shorter than the
+        # backend's start-up never reaches the steady state.
+        local w secs=$WARMUP prev=-1 cur settled=false
+        for w in $(seq "$WARMUP_MAX"); do
+            wrk_once "$c" "$secs" "$cell/warmup-c$c-$w.txt" || true
+            cur=$(grep '^WRKJSON ' "$cell/warmup-c$c-$w.txt" | head -1 | sed 's/.*"requests":\([0-9]*\).*/\1/')
+            cur=$(( ${cur:-0} / secs ))
+            log "$b/$a: c=$c warm-up $w (${secs}s): $cur req/s"
+            if [ "$cur" -gt 0 ] && [ "$prev" -gt 0 ] \
+                && [ $((cur * 4)) -ge $((prev * 3)) ] && [ $((cur * 3)) -le $((prev * 4)) ]; then
+                settled=true
+                break
+            fi
+            prev=$cur
+            secs=$((secs * 2))
+        done
+        [ "$settled" = true ] || log "$b/$a: c=$c warm-up did not settle; measuring anyway (marked in the report)"
         for r in $(seq "$RUNS"); do
             local wout="$cell/wrk-c$c-r$r.txt" rout="$cell/rss-c$c-r$r.json"
             setsid "$PYTHON" "$LIB/rss.py" "$bpid" "$rout" 0.2 </dev/null &
@@ -448,7 +470,7 @@ measure_backend() {   # measure_backend BACKEND APP
             fi
             local rss='{}'
             [ -s "$rout" ] && rss=$(cat "$rout")
-            record "{\"backend\":\"$b\",\"app\":\"$a\",\"status\":\"ok\",\"conns\":$c,\"run\":$r,\"wrk\":$line,\"mem\":$rss}"
+            record "{\"backend\":\"$b\",\"app\":\"$a\",\"status\":\"ok\",\"conns\":$c,\"run\":$r,\"warmup_settled\":$settled,\"wrk\":$line,\"mem\":$rss}"
             log "$b/$a: c=$c run $r: $("$PYTHON" -c 'import json,sys; w=json.loads(sys.argv[1]); print("%.0f req/s, p50 %.2f ms, p99 %.2f ms, errors %d" % (w["requests"]/w["duration_us"]*1e6, w["p50_us"]/1e3, w["p99_us"]/1e3, sum(v for k,v in w.items() if k.startswith("err_"))))' "$line")"
         done
     done
@@ -475,8 +497,8 @@ RAW="$RUN_DIR/raw.jsonl"
 
 "$PYTHON" "$LIB/meta.py" \
     --venv "$VENV" --pyfcgi "${PYFCGI_BIN:-}" --ceiling "$CEILING_BIN" \
-    --command "$ORIG_CMD" \
-    --settings "RUNS=$RUNS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS WRK_THREADS=$WRK_THREADS" \
+    --command "RUNS=$RUNS DURATION=$DURATION WARMUP=$WARMUP WARMUP_MAX=$WARMUP_MAX CONNS=\"$CONNS\" WRK_THREADS=$WRK_THREADS APPS=\"$APPS\" BACKENDS=\"$BACKENDS\" PYTHON=$PYTHON PYFCGI_BIN=${PYFCGI_BIN:-} CEILING_BIN=$CEILING_BIN $ORIG_CMD" \
+    --settings "RUNS=$RUNS DURATION=$DURATION WARMUP=$WARMUP WARMUP_MAX=$WARMUP_MAX CONNS=$CONNS WRK_THREADS=$WRK_THREADS" \
     --apps "$APPS" --backends "$BACKENDS" >"$RUN_DIR/meta.json"
 
 log "run dir $RUN_DIR; RUNS=$RUNS DURATION=${DURATION}s WARMUP=${WARMUP}s CONNS='$CONNS' APPS='$APPS'"

@@ -55,6 +55,7 @@ def summarise(runs):
     out["non2xx"] = sum(col("non2xx"))
     out["socket_errors"] = sum(col("socket_errors"))
     out["procs"] = max(col("procs"))
+    out["warmup_settled"] = all(r.get("warmup_settled", True) for r in runs)
     return out
 
 
@@ -95,6 +96,7 @@ def main():
     conns_seen = sorted({k[2] for k in ok}, reverse=True)
     conns_order = [int(c) for c in meta["settings"].split("CONNS=")[1].split(" WRK")[0].split()] \
         if "CONNS=" in meta["settings"] else conns_seen
+    conns_order += [c for c in conns_seen if c not in conns_order]
 
     cells = {k: summarise(v) for k, v in ok.items()}
 
@@ -144,8 +146,9 @@ def main():
                 err = str(cell["errors"])
                 if cell["errors"]:
                     err = "**%d** (%d non-2xx, %d socket)" % (cell["errors"], cell["non2xx"], cell["socket_errors"])
-                lines.append("| %s | %d | %s | %s | %s | %s | %s | %s / %s (%d) | %s | %s |" % (
-                    b, c, spread(cell["rps"]), spread(cell["p50_ms"]), spread(cell["p99_ms"]),
+                mark = "" if cell["warmup_settled"] else " ²"
+                lines.append("| %s%s | %d | %s | %s | %s | %s | %s | %s / %s (%d) | %s | %s |" % (
+                    b, mark, c, spread(cell["rps"]), spread(cell["p50_ms"]), spread(cell["p99_ms"]),
                     fmt_num(cell["mib_s"]["median"]), err,
                     fmt_num(cell["rss_mib"]["median"]), fmt_num(cell["pss_mib"]["median"]), cell["procs"],
                     x_ref, x_ceil))
@@ -168,6 +171,7 @@ def main():
                  "median req/s to those backends' in the same run, app and connection count.")
     lines.append("")
     lines.append("¹ The ceiling answers a constant short body, so it is no bound for the 1 MiB stream.")
+    lines.append("² The warm-ups did not settle (two in a row within 25% on req/s) before measuring.")
     lines.append("")
     warnings = [r for r in records if r["status"] == "done"
                 and not r["reason"].endswith(": 0")]
