@@ -163,7 +163,8 @@ def main():
         lines.append("")
 
     lines.append("Columns: req/s, p50 and p99 latency (wrk, from the client through nginx) "
-                 "as median (min–max) over the runs; MiB/s is response bytes read by wrk; "
+                 "as median (min–max) over the runs; MiB/s is response bytes read by wrk (the upload "
+                 "moves req/s × 1 MiB of request bodies the other way); "
                  "errors are summed over the runs (non-2xx/3xx answers plus connect, read, write "
                  "and timeout socket errors); peak RSS / PSS is the largest sum over the backend's "
                  "process tree (nginx and wrk excluded) sampled every 0.2 s during each run, median "
