@@ -78,8 +78,9 @@ PYFCGI_BIN=${PYFCGI_BIN:-}
 
 # The command lines of the backends that are not ours to know in advance.
 # pyfcgi's CLI is still being built: adjust here (or via the environment).
-PYFCGI_BIND_CMD=${PYFCGI_BIND_CMD:-"{pyfcgi} --bind {addr} --app {app} --app-root {app_root}"}
-PYFCGI_FD0_CMD=${PYFCGI_FD0_CMD:-"{python} $LIB/fd0spawn.py {addr} {pyfcgi} --app {app} --app-root {app_root}"}
+# --no-access-log: uWSGI runs with --disable-logging; the others log nothing per request.
+PYFCGI_BIND_CMD=${PYFCGI_BIND_CMD:-"{pyfcgi} --bind {addr} --app {app} --app-root {app_root} --no-access-log"}
+PYFCGI_FD0_CMD=${PYFCGI_FD0_CMD:-"{python} $LIB/fd0spawn.py {addr} {pyfcgi} --app {app} --app-root {app_root} --no-access-log"}
 CEILING_CMD=${CEILING_CMD:-"{ceiling} --bind {addr}"}
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
