@@ -1,0 +1,2 @@
+-- GET / with the shared end-of-run report.
+dofile(os.getenv("BENCH_LIB") .. "/wrk_report.lua")
