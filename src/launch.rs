@@ -143,7 +143,11 @@ pub fn serve(options: &ServeOptions, handler: Arc<dyn Handler>, shutdown: Shutdo
             let (stream, state) = match accepted {
                 Some(Ok(Some(connection))) => connection,
                 Some(Ok(None)) | None => break Ok(()),
-                Some(Err(err)) => break Err(LaunchError::Serve(err)),
+                Some(Err(err)) => {
+                    // Under IIS nobody sees stderr: say it in the log too.
+                    tracing::error!(%err, mode = listener.mode(), "waiting for a connection failed; exiting");
+                    break Err(LaunchError::Serve(err));
+                }
             };
             let conn = Conn::new(Box::new(stream), config.limits, values);
             serve_connection(conn, handler.as_ref(), &shutdown, suspend);

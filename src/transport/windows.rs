@@ -19,7 +19,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::windows::io::{AsRawSocket, FromRawSocket, RawSocket};
 use std::ptr::{null, null_mut};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use tracing::{debug, info, warn};
@@ -630,9 +630,18 @@ impl Stream for IisStream {
     }
 }
 
+type Incoming = io::Result<(TcpStream, std::net::SocketAddr)>;
+
 enum Kind {
     Pipe(Arc<Pipe>),
-    Tcp { listener: TcpListener, filter: PeerFilter },
+    /// Connections accepted by a thread blocked in `accept`, handed over one at a time. Waiting on the
+    /// listening socket itself (WSAPoll, select) would be the direct way, but Wine 8 answers WSAENOTSOCK for
+    /// those on an inherited socket, while `accept` works.
+    Tcp {
+        incoming: Mutex<mpsc::Receiver<Incoming>>,
+        address: String,
+        filter: PeerFilter,
+    },
 }
 
 /// Where IIS's connections come from: the stdin handle, as a named pipe or a listening socket.
@@ -697,6 +706,14 @@ fn classify_stdin() -> Result<StdinKind, String> {
     if ok {
         return Err("stdin is a socket that is not listening".into());
     }
+    // Wine 8 does not implement SO_ACCEPTCONN (it answers WSAENOTSOCK for a real listening socket): accept any
+    // bound socket; accept() reports the rest.
+    // SAFETY: borrowed only for the query; ManuallyDrop keeps it open.
+    let bound = std::mem::ManuallyDrop::new(unsafe { TcpListener::from_raw_socket(socket as RawSocket) });
+    if bound.local_addr().is_ok() {
+        debug!("SO_ACCEPTCONN unavailable; stdin is a bound socket");
+        return Ok(StdinKind::Socket(socket));
+    }
     Err(format!(
         "stdin is neither a named pipe server end nor a listening socket (file type {file_type})"
     ))
@@ -733,10 +750,27 @@ impl IisListener {
             StdinKind::Socket(socket) => {
                 // SAFETY: the listening socket IIS passed is ours from now on.
                 let listener = unsafe { TcpListener::from_raw_socket(socket as RawSocket) };
-                listener.set_nonblocking(true).map_err(IisError::Setup)?;
                 let address = listener.local_addr().map_or_else(|_| "?".into(), |a| a.to_string());
+                let (handover, incoming) = mpsc::sync_channel::<Incoming>(0);
+                std::thread::Builder::new()
+                    .name("pyfcgi-accept".into())
+                    .spawn(move || loop {
+                        let accepted = listener.accept();
+                        let failed = accepted.is_err();
+                        if handover.send(accepted).is_err() {
+                            return;
+                        }
+                        if failed {
+                            std::thread::sleep(Duration::from_millis(SOCKET_POLL_MS as u64));
+                        }
+                    })
+                    .map_err(IisError::Setup)?;
                 info!(%address, shutdown_event = iis_event.is_some(), "serving IIS FastCGI on a listening socket");
-                Kind::Tcp { listener, filter }
+                Kind::Tcp {
+                    incoming: Mutex::new(incoming),
+                    address,
+                    filter,
+                }
             }
         };
         Ok(Self { kind, stop })
@@ -770,32 +804,47 @@ impl IisListener {
                 };
                 Ok(Some((IisStream::Pipe(stream), state)))
             }
-            Kind::Tcp { listener, filter } => loop {
-                if !wait_readable(listener.as_raw_socket(), &self.stop)? {
-                    return Ok(None);
-                }
-                let (stream, address) = match listener.accept() {
-                    Ok(accepted) => accepted,
-                    Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::ConnectionReset) => {
-                        continue
+            Kind::Tcp {
+                incoming,
+                address: listening,
+                filter,
+            } => {
+                let incoming = incoming
+                    .lock()
+                    .map_err(|_| io::Error::other("the accept thread's channel is poisoned"))?;
+                loop {
+                    if self.stop.is_set() {
+                        return Ok(None);
                     }
-                    Err(e) => return Err(e),
-                };
-                if !filter.allows(address.ip()) {
-                    warn!(peer = %address, "connection refused: not in FCGI_WEB_SERVER_ADDRS");
-                    continue;
+                    let (stream, address) = match incoming.recv_timeout(Duration::from_millis(SOCKET_POLL_MS as u64)) {
+                        Ok(Ok(accepted)) => accepted,
+                        Ok(Err(e))
+                            if matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted) =>
+                        {
+                            continue
+                        }
+                        Ok(Err(e)) => {
+                            return Err(io::Error::new(e.kind(), format!("accept on {listening}: {e}")));
+                        }
+                        Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => {
+                            return Err(io::Error::other("the accept thread ended"));
+                        }
+                    };
+                    if !filter.allows(address.ip()) {
+                        warn!(peer = %address, "connection refused: not in FCGI_WEB_SERVER_ADDRS");
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    let conn = TcpConn {
+                        stream,
+                        stop: self.stop.clone(),
+                        idle: false,
+                        peer: address.to_string(),
+                    };
+                    return Ok(Some((IisStream::Tcp(conn), state)));
                 }
-                // Accepted sockets inherit the listener's non-blocking mode on Windows.
-                stream.set_nonblocking(false)?;
-                let _ = stream.set_nodelay(true);
-                let conn = TcpConn {
-                    stream,
-                    stop: self.stop.clone(),
-                    idle: false,
-                    peer: address.to_string(),
-                };
-                return Ok(Some((IisStream::Tcp(conn), state)));
-            },
+            }
         }
     }
 
