@@ -5,8 +5,7 @@
 #
 # Environment:
 #   PYFCGI_WIN_WORK  work folder for the Wine prefix, Python and logs (default: $TMPDIR/pyfcgi-windows)
-#   PYFCGI_WIN_WSGI  1 = also run the scenarios against pyfcgi.exe + tests/fixtures/flask_echo (once pyfcgi.exe
-#                    serves WSGI; off by default)
+#   PYFCGI_WIN_WSGI  0 = skip the scenarios against pyfcgi.exe + tests/fixtures/flask_echo (run by default)
 #   PYFCGI_WIN_NO_APT  1 = do not apt-get install (tools already there)
 # Pitfalls handled here (see shared/windows.md): Rust exes need the bcryptprimitives shim under Wine 8; Wine's
 # output must go to pipes, not files; Wine's services must not inherit our pipes (they would keep them open).
@@ -89,6 +88,10 @@ if [ ! -f "$PY/python311.dll" ] || [ ! -d "$PY/Lib/site-packages/flask" ]; then
     fi
 fi
 
+# The crate links python311.dll (pyo3), so every exe, the echo responder included, needs it on the DLL path.
+export WINEPATH
+WINEPATH=$(winepath -w "$PY")
+
 # ---- unit tests under Wine ------------------------------------------------------------------------------------
 log "cargo test --target $TARGET --lib (under Wine)"
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
@@ -127,14 +130,12 @@ run_fake_iis() { # label, then fake_iis arguments
 
 run_fake_iis echo -- echo_responder.exe
 
-if [ "${PYFCGI_WIN_WSGI:-}" = 1 ]; then
+if [ "${PYFCGI_WIN_WSGI:-1}" != 0 ]; then
     # pyfcgi.exe with the Flask fixture, configured once through the FastCGI environment and once through
     # web.config appSettings. python311.dll is found through WINEPATH (see docs/windows.md on DLL discovery).
     APP=$W/flask_app
     rm -rf "$APP" && mkdir -p "$APP" && cp "$ROOT/tests/fixtures/flask_echo/app.py" "$APP/"
     APPW=$(winepath -w "$APP")
-    export WINEPATH
-    WINEPATH=$(winepath -w "$PY")
     run_fake_iis wsgi-env --app-dir "$APPW" --env WSGI_HANDLER=app.app --env "PYTHONPATH=$APPW" \
         -- "$(winepath -w "$OUT/pyfcgi.exe")"
     run_fake_iis wsgi-appsettings --app-dir "$APPW" --app-setting WSGI_HANDLER=app.app \
