@@ -53,6 +53,18 @@ pub enum LaunchError {
     #[cfg(unix)]
     #[error(transparent)]
     Listen(#[from] crate::transport::unix::ListenError),
+    #[cfg(windows)]
+    #[error(
+        "{0}: pyfcgi expects to be started by IIS's FastCGI module, which passes the server end of a named pipe \
+         (or a listening socket) as the stdin handle; register it with a FastCGI handler mapping"
+    )]
+    NotUnderIis(String),
+    #[cfg(windows)]
+    #[error("--bind is not supported on Windows: under IIS the connection comes from the stdin handle")]
+    BindUnsupported,
+    #[cfg(windows)]
+    #[error(transparent)]
+    Iis(std::io::Error),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
     #[error("server failed: {0}")]
@@ -95,6 +107,57 @@ pub fn serve(options: &ServeOptions, handler: Arc<dyn Handler>, shutdown: Shutdo
     };
     shutdown.install_signal_handlers().map_err(LaunchError::Signals)?;
     crate::server::pool::serve(listener, handler, config, shutdown).map_err(LaunchError::Serve)
+}
+
+/// Serves IIS until it closes the pipe or signals `_FCGI_SHUTDOWN_EVENT_` (or `shutdown` is triggered by the
+/// caller). IIS passes the connection as the stdin handle and sends one request at a time per process, so
+/// connections are served one after another on the calling thread, inside the handler's worker context.
+///
+/// # Errors
+/// See [`LaunchError`].
+#[cfg(windows)]
+pub fn serve(options: &ServeOptions, handler: Arc<dyn Handler>, shutdown: Shutdown) -> Result<(), LaunchError> {
+    use crate::protocol::ManagementValues;
+    use crate::server::{serve_connection, Conn};
+    use crate::transport::windows::{IisError, IisListener};
+
+    if options.bind.is_some() {
+        return Err(LaunchError::BindUnsupported);
+    }
+    let config = options.server_config()?;
+    let listener = IisListener::from_stdin(&shutdown, config.peer_filter.clone()).map_err(|e| match e {
+        IisError::NotIis(why) => LaunchError::NotUnderIis(why),
+        IisError::Setup(err) => LaunchError::Iis(err),
+    })?;
+    // What this process really does: one connection, one request at a time.
+    let values = ManagementValues {
+        max_conns: 1,
+        max_reqs: 1,
+        mpxs_conns: false,
+    };
+    let mut result = Ok(());
+    handler.run_worker(&mut |suspend| {
+        result = loop {
+            let mut accepted = None;
+            suspend.suspend(&mut || accepted = Some(listener.accept()));
+            let (stream, state) = match accepted {
+                Some(Ok(Some(connection))) => connection,
+                Some(Ok(None)) | None => break Ok(()),
+                Some(Err(err)) => {
+                    // Under IIS nobody sees stderr: say it in the log too.
+                    tracing::error!(%err, mode = listener.mode(), "waiting for a connection failed; exiting");
+                    break Err(LaunchError::Serve(err));
+                }
+            };
+            let conn = Conn::new(Box::new(stream), config.limits, values);
+            serve_connection(conn, handler.as_ref(), &shutdown, suspend);
+            if !listener.after_connection(&state, &shutdown) {
+                break Ok(());
+            }
+        };
+    });
+    tracing::info!(mode = listener.mode(), "stopped");
+    result
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 //! lighttpd spawning it with the listening socket on fd 0, Apache `mod_proxy_fcgi` (TCP and Unix socket) and
 //! Apache `mod_fcgid` spawning it. A missing server fails these tests; nothing is skipped.
 
+#![cfg(unix)] // Unix transports and front servers; the Windows side is tests/fake_iis under Wine.
+
 mod support;
 
 use std::collections::BTreeSet;

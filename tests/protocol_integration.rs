@@ -2,6 +2,8 @@
 //! path, transports, worker pool and exchange with a Rust handler instead of Python) started the ways web
 //! servers start it, spoken to by a hand-built client and by the `fastcgi-client` crate.
 
+#![cfg(unix)] // Unix transports and front servers; the Windows side is tests/fake_iis under Wine.
+
 #[path = "support/fcgi.rs"]
 mod fcgi;
 

@@ -64,6 +64,7 @@ impl ServerConfig {
 }
 
 /// What became of a connection after serving what it had.
+#[cfg_attr(not(unix), allow(dead_code))] // only the Unix pool looks inside
 pub(crate) enum ConnOutcome {
     /// No whole request is waiting; serve it again when it is readable.
     Idle(Conn),
@@ -111,8 +112,11 @@ pub(crate) fn serve_available(
                     return ConnOutcome::Closed(Some(conn));
                 }
                 let filled = if wait {
+                    let idle = !conn.has_buffered_input() && !conn.parser().request_active();
+                    conn.stream_mut().set_idle(idle);
                     let mut result = None;
                     suspend.suspend(&mut || result = Some(conn.fill(true)));
+                    conn.stream_mut().set_idle(false);
                     result.unwrap_or(Ok(Some(0)))
                 } else {
                     conn.fill(false)

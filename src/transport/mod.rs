@@ -10,6 +10,8 @@ use std::path::PathBuf;
 
 #[cfg(unix)]
 pub mod unix;
+#[cfg(windows)]
+pub mod windows;
 
 /// A connected, full-duplex byte stream to the web server.
 pub trait Stream: Send {
@@ -24,6 +26,11 @@ pub trait Stream: Send {
     fn close(&mut self) -> io::Result<()>;
     /// Who is on the other end, for log lines.
     fn peer(&self) -> &str;
+    /// Whether the next blocking [`Stream::read`] waits for a new request (nothing of it received yet) rather
+    /// than for more of one. The server sets it right before such a wait and clears it after. A transport whose
+    /// blocking reads cannot otherwise notice a graceful stop (the IIS pipe) may end an idle read early with
+    /// `Ok(0)` once a stop is asked for; a read that is not idle must never be cut short.
+    fn set_idle(&mut self, _idle: bool) {}
 }
 
 /// What `--bind` asks for.

