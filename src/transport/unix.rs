@@ -279,7 +279,13 @@ impl Stream for SocketStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             let result = match self {
-                Self::Tcp { stream, .. } => stream.read(buf),
+                Self::Tcp { stream, .. } => {
+                    let result = stream.read(buf);
+                    if matches!(result, Ok(n) if n > 0) {
+                        quick_ack(stream);
+                    }
+                    result
+                }
                 Self::Unix { stream, .. } => stream.read(buf),
             };
             match result {
@@ -334,6 +340,29 @@ impl Stream for SocketStream {
         }
     }
 }
+
+/// Blocking reads happen while a request body streams in. A web server like nginx sends the body in several
+/// writes on a long-lived connection, and Nagle's algorithm on its side holds the last small record (the end of
+/// the body) until our ACK arrives; Linux delays that ACK up to 40 ms once a connection has left quick-ACK mode.
+/// Re-arming quick ACKs after each read removes that stall (new connections start in quick-ACK mode, which is why
+/// servers that close every connection never see it).
+#[cfg(target_os = "linux")]
+fn quick_ack(stream: &TcpStream) {
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket descriptor, and `on` outlives the call; a failure only loses the optimisation.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_QUICKACK,
+            std::ptr::from_ref(&on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn quick_ack(_stream: &TcpStream) {}
 
 /// Creates a socket from a raw descriptor handed over by a test harness or launcher.
 ///
