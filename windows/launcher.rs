@@ -155,7 +155,7 @@ fn venv_home(inputs: &Inputs<'_>, root: &Path, how: &str, dll_name: &str) -> Opt
     details.push(format!(
         "How to fix: reinstall Python {PYTHON_VERSION} in {} (the Python the venv was made with was probably \
          moved, upgraded or uninstalled), or recreate the venv with an installed Python {PYTHON_VERSION} \
-         (`python -m venv --clear {}` keeps nothing, reinstall the packages), or correct `home` in {} to the folder \
+         (`python -m venv --clear {}`, then reinstall its packages), or correct `home` in {} to the folder \
          that holds python.exe and {dll_name}.",
         home.display(),
         root.display(),
