@@ -392,3 +392,25 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn location(from_environment: bool) -> PythonLocation {
+        PythonLocation {
+            dll: PathBuf::from("py311").join("python311.dll"),
+            found_by: "PATH".into(),
+            from_environment,
+        }
+    }
+
+    #[test]
+    fn enable_records_a_python_home_found_through_the_environment_only() {
+        assert_eq!(python_home_to_record(Some(&location(true)), &[]), Some("py311".into()));
+        assert_eq!(python_home_to_record(Some(&location(false)), &[]), None);
+        assert_eq!(python_home_to_record(None, &[]), None);
+        let explicit = [("pyfcgi_python_home".to_owned(), r"C:\Other".to_owned())];
+        assert_eq!(python_home_to_record(Some(&location(true)), &explicit), None);
+    }
+}
