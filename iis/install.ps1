@@ -9,8 +9,8 @@
     1. Enables the IIS CGI feature (FastCgiModule) if missing.
     2. Creates a virtual environment in <SiteRoot>\.venv with the given Python and installs pyfcgi and the
        site's requirements.txt (if present) into it.
-    3. Registers <SiteRoot>\.venv\Scripts\pyfcgi.exe as a FastCGI application with `pyfcgi enable`, passing the
-       base Python directory in PATH so python3XY.dll is found when IIS starts the exe.
+    3. Registers <SiteRoot>\.venv\Scripts\pyfcgi.exe as a FastCGI application with `pyfcgi enable`. pyfcgi.exe
+       finds the base Python (python3XY.dll) itself, from `home` in the venv's pyvenv.cfg.
     4. Writes web.config from the Flask or Django template unless the site already has one.
     5. Grants the application pool identity read access to the site and write access to the log folder.
 #>
@@ -22,7 +22,8 @@ param(
   [string] $AppPoolIdentity = "IIS AppPool\DefaultAppPool",
   [int] $MaxInstances = 0,
   [int] $InstanceMaxRequests = 10000,
-  # A pyfcgi.exe built for this Python version, copied into the venv; without it, pip installs pyfcgi.
+  # A pyfcgi.exe built for this Python version, copied into the venv with the pyfcgi_core.dll beside it;
+  # without it, pip installs pyfcgi.
   [string] $PyfcgiExe = ""
 )
 $ErrorActionPreference = "Stop"
@@ -38,14 +39,16 @@ $venv = Join-Path $SiteRoot ".venv"
 if (-not (Test-Path (Join-Path $venv "Scripts\python.exe"))) { & $Python -m venv $venv }
 $venvPython = Join-Path $venv "Scripts\python.exe"
 $exe = Join-Path $venv "Scripts\pyfcgi.exe"
-if ($PyfcgiExe) { Copy-Item -Force $PyfcgiExe $exe } else { & $venvPython -m pip install --upgrade pyfcgi }
+if ($PyfcgiExe) {
+  Copy-Item -Force $PyfcgiExe $exe
+  Copy-Item -Force (Join-Path (Split-Path -Parent $PyfcgiExe) "pyfcgi_core.dll") (Join-Path $venv "Scripts")
+} else { & $venvPython -m pip install --upgrade pyfcgi }
 $requirements = Join-Path $SiteRoot "requirements.txt"
 if (Test-Path $requirements) { & $venvPython -m pip install -r $requirements }
 
-# 3. FastCGI registration (applicationHost.config). The base interpreter's folder goes on PATH so the
-#    loader finds python3XY.dll, which a venv's Scripts folder does not contain.
-$pythonHome = Split-Path -Parent (Resolve-Path $Python)
-$enableArgs = @("enable", "--env", "PATH=$pythonHome;%PATH%", "--instance-max-requests", "$InstanceMaxRequests")
+# 3. FastCGI registration (applicationHost.config). No PATH is needed: pyfcgi.exe reads `home` from the venv's
+#    pyvenv.cfg to find python3XY.dll, which a venv's Scripts folder does not contain.
+$enableArgs = @("enable", "--instance-max-requests", "$InstanceMaxRequests")
 if ($MaxInstances -gt 0) { $enableArgs += @("--max-instances", "$MaxInstances") }
 & $exe @enableArgs
 if ($LASTEXITCODE -ne 0) { throw "pyfcgi enable failed" }

@@ -5,6 +5,7 @@
 //! [`server`] drives connections and runs requests through a [`server::Handler`], and the WSGI bridge
 //! (`config`, `python`, `wsgi`) is one such handler.
 
+pub mod cli;
 pub mod config;
 pub mod iis;
 pub mod launch;

@@ -13,6 +13,8 @@
 //! Nothing is skipped: a missing front server, a venv that cannot be prepared, or an app that does not import
 //! fails the tests.
 
+#![cfg(unix)] // venvs with bin/pyfcgi and Unix front servers; the Windows side is tests/fake_iis under Wine.
+
 mod support;
 
 use std::fs;

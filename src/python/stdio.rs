@@ -133,12 +133,25 @@ impl LogWriter {
     }
 }
 
-/// Replaces `sys.stdout`, `sys.stderr` and their `__stdout__`/`__stderr__` twins with log writers.
+/// Replaces `sys.stdout`, `sys.stderr` and their `__stdout__`/`__stderr__` twins with log writers. On Windows
+/// also `sys.stdin`/`sys.__stdin__`: under IIS the stdin handle (fd 0, in CPython's C runtime too) is the FastCGI
+/// pipe itself, so an application reading `sys.stdin` (`input()`, a debugger) would steal request bytes or block
+/// the connection. It gets an empty stream instead: reads return `''` (`b''` from `.buffer`) and `fileno()`
+/// raises `io.UnsupportedOperation`. (On Unix fd 0 is already detached from the listening socket.)
 ///
 /// # Errors
 /// When `sys` cannot be modified.
 pub fn install(py: Python<'_>) -> PyResult<()> {
     let sys = py.import("sys")?;
+    if cfg!(windows) {
+        let stdin = py.eval(
+            c"__import__('io').TextIOWrapper(__import__('io').BytesIO(b''), encoding='utf-8')",
+            None,
+            None,
+        )?;
+        sys.setattr("stdin", &stdin)?;
+        sys.setattr("__stdin__", &stdin)?;
+    }
     let stdout = Bound::new(py, LogWriter::new("stdout", StreamLevel::Info))?;
     let stderr = Bound::new(py, LogWriter::new("stderr", StreamLevel::Warn))?;
     sys.setattr("stdout", &stdout)?;

@@ -284,6 +284,10 @@ fn get(site: &Site, mode: Mode) -> Outcome {
     expect_line(&r, "APPL_PHYSICAL_PATH", &site.physical_path)?;
     expect_line(&r, "INSTANCE_META_PATH", "/LM/W3SVC/1")?;
     expect_line(&r, "QUERY_STRING", "x=1&y=%C3%A9")?;
+    // The WSGI fixture also reports what `sys.stdin` reads: under IIS fd 0 is this very pipe, which pyfcgi hides.
+    if r.line("python_stdin").is_some() {
+        expect_line(&r, "python_stdin", "'' b''")?;
+    }
     // A second request on the same connection.
     let r = call(&mut conn, 1, &site.request("GET", "/info", "", Vec::new(), true))?;
     expect_ok(&r, "second GET /info")?;
@@ -511,6 +515,10 @@ fn shutdown_connect(site: &Site, mode: Mode) -> Outcome {
 fn shutdown_busy(site: &Site, mode: Mode) -> Outcome {
     let mut child = site.start(mode, "shutdown_busy")?;
     let mut conn = connect(&child)?;
+    // A first request makes sure the process is serving (a slow start-up, such as Flask's first import under
+    // Wine, must not turn this into a shutdown before any request was accepted).
+    let warm = call(&mut conn, 1, &site.request("GET", "/info", "", Vec::new(), true))?;
+    expect_ok(&warm, "GET /info before the slow request")?;
     let request = site.request("GET", "/sleep", "ms=1500", Vec::new(), true);
     conn.write_all(&request.encode(1)).map_err(|e| format!("send: {e}"))?;
     std::thread::sleep(Duration::from_millis(300));

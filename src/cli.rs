@@ -1,0 +1,416 @@
+//! The `pyfcgi` command line: serve a WSGI application over FastCGI (the default, which is what a web server
+//! runs), `check` a configuration exactly as a request would resolve it, or register with IIS (`enable`,
+//! `disable`). A library function so that both the Unix `pyfcgi` binary and, on Windows, `pyfcgi_core.dll` (loaded
+//! by the `pyfcgi.exe` launcher once it has found Python) run the same code.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use pyo3::prelude::*;
+use tracing::{error, info};
+
+use crate::config::{parse_bool, CliOverrides, LogLevel};
+use crate::iis;
+use crate::launch::{self, ServeOptions};
+use crate::python::{self, StartOptions};
+use crate::server::Shutdown;
+use crate::wsgi::{app, AppLoader, WsgiHandler};
+
+/// Where the Windows launcher found the Python DLL before loading `pyfcgi_core.dll` (`None` where the binary
+/// links Python itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PythonLocation {
+    /// The `python3XY.dll` that was loaded.
+    pub dll: PathBuf,
+    /// How it was found, in words (e.g. ``home` in C:\site\.venv\pyvenv.cfg`).
+    pub found_by: String,
+    /// Found through the caller's environment (`PYFCGI_PYTHON_HOME`, `PYTHONHOME`, `VIRTUAL_ENV`, `PATH`), which
+    /// IIS will not have: `enable` then records the folder as `PYFCGI_PYTHON_HOME` for the registration.
+    pub from_environment: bool,
+}
+
+#[derive(Parser)]
+#[command(
+    name = "pyfcgi",
+    version,
+    about = "Run Python WSGI applications under IIS and any FastCGI web server"
+)]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the application (the default when no command is given).
+    Serve(ServeArgs),
+    /// Resolve the configuration as a request would, import the application, and report what is wrong.
+    Check(AppArgs),
+    /// Register this executable as an IIS FastCGI application (like wfastcgi-enable) and print the
+    /// scriptProcessor value for the handler mapping.
+    Enable(IisArgs),
+    /// Remove the IIS FastCGI registration made by `enable` (like wfastcgi-disable).
+    Disable(IisArgs),
+}
+
+#[derive(Args)]
+struct IisArgs {
+    /// Print the appcmd commands instead of running them.
+    #[arg(long)]
+    dry_run: bool,
+    /// The executable to register (default: this one).
+    #[arg(long, value_name = "PATH")]
+    exe: Option<PathBuf>,
+    /// Seconds IIS waits after signalling the shutdown event before it kills the process.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    signal_before_terminate_seconds: u32,
+    /// Requests after which IIS recycles a process (IIS default 200).
+    #[arg(long, value_name = "N")]
+    instance_max_requests: Option<u32>,
+    /// Most processes IIS starts; each serves one request at a time (0 = automatic).
+    #[arg(long, value_name = "N")]
+    max_instances: Option<u32>,
+    /// Seconds without any output before IIS kills a request (raise it for long streams).
+    #[arg(long, value_name = "SECONDS")]
+    activity_timeout: Option<u32>,
+    /// An environment variable for the FastCGI application, NAME=VALUE (repeatable).
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    environment: Vec<String>,
+    /// appcmd.exe and any leading arguments (e.g. IIS Express's appcmd with /apphostconfig:...), as
+    /// wfastcgi-enable accepted them. Default: %SystemRoot%\system32\inetsrv\appcmd.exe.
+    #[arg(trailing_var_arg = true, value_name = "APPCMD")]
+    appcmd: Vec<String>,
+}
+
+#[derive(Args, Clone)]
+struct ServeArgs {
+    #[command(flatten)]
+    server: ServeOptions,
+    #[command(flatten)]
+    app: AppArgs,
+}
+
+/// Application settings. Each overrides the environment variable or web.config appSetting of the same meaning.
+#[derive(Args, Clone, Default)]
+struct AppArgs {
+    /// The WSGI callable, as WSGI_HANDLER: `package.module.app`, `module.factory()`, or `module:app`.
+    #[arg(long = "app", value_name = "HANDLER")]
+    wsgi_handler: Option<String>,
+    /// The application root: web.config is read here, it is put first on sys.path and made the working
+    /// directory (PYFCGI_APP_ROOT; under IIS the default is APPL_PHYSICAL_PATH).
+    #[arg(long, value_name = "DIR")]
+    app_root: Option<PathBuf>,
+    /// Extra import paths appended to sys.path, `;`-separated (as PYTHONPATH in web.config).
+    #[arg(long = "python-path", value_name = "PATHS")]
+    pythonpath: Option<String>,
+    /// The virtual environment to use (PYFCGI_VENV); by default one around the executable or VIRTUAL_ENV.
+    #[arg(long, value_name = "DIR")]
+    venv: Option<PathBuf>,
+    /// Log file (WSGI_LOG); by default the log goes to stderr.
+    #[arg(long = "log-file", value_name = "PATH")]
+    wsgi_log: Option<PathBuf>,
+    /// Log level: off, error, warn, info, debug, trace (PYFCGI_LOG_LEVEL).
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<LogLevel>,
+    /// Show tracebacks to the browser on errors (PYFCGI_DEBUG). Never on a public site.
+    #[arg(long)]
+    debug: bool,
+    /// Also send error reports as FastCGI stderr, like wfastcgi (PYFCGI_ERRORS_TO_STDERR).
+    #[arg(long)]
+    errors_to_stderr: bool,
+    /// Do not log one line per request (PYFCGI_ACCESS_LOG=0).
+    #[arg(long)]
+    no_access_log: bool,
+}
+
+impl AppArgs {
+    fn overrides(&self) -> CliOverrides {
+        CliOverrides {
+            wsgi_handler: self.wsgi_handler.clone(),
+            pythonpath: self.pythonpath.clone(),
+            wsgi_log: self.wsgi_log.clone(),
+            venv: self.venv.clone(),
+            app_root: self.app_root.clone(),
+            log_level: self.log_level,
+            debug: self.debug.then_some(true),
+            errors_to_stderr: self.errors_to_stderr.then_some(true),
+            access_log: self.no_access_log.then_some(false),
+            ..CliOverrides::default()
+        }
+    }
+}
+
+/// The log filter before configuration is read: `--log-level`, else PYFCGI_LOG_LEVEL, else info.
+fn log_filter(args: &AppArgs) -> String {
+    let level = args
+        .log_level
+        .or_else(|| std::env::var("PYFCGI_LOG_LEVEL").ok().and_then(|v| v.parse().ok()))
+        .unwrap_or(LogLevel::Info);
+    let access_off =
+        args.no_access_log || std::env::var("PYFCGI_ACCESS_LOG").ok().as_deref().and_then(parse_bool) == Some(false);
+    if access_off {
+        format!("{},pyfcgi::access=off", level.as_str())
+    } else {
+        level.as_str().to_owned()
+    }
+}
+
+/// Starts the interpreter with the venv from the command line or the environment.
+fn start_python(loader: &AppLoader, location: Option<&PythonLocation>) -> anyhow::Result<python::PythonInfo> {
+    let venv = loader
+        .resolve_settings(None)
+        .ok()
+        .and_then(|(settings, _)| settings.venv.value);
+    let info = python::start(&StartOptions { venv }).context("cannot start the embedded Python")?;
+    info!(
+        version = %info.version.split_whitespace().next().unwrap_or(""),
+        executable = %info.executable,
+        prefix = %info.prefix,
+        venv = %info.venv.as_ref().map(|v| format!("{} ({})", v.root.display(), v.found_by)).unwrap_or_else(|| "none".into()),
+        dll = %location.map(|l| format!("{} ({})", l.dll.display(), l.found_by)).unwrap_or_else(|| "linked".into()),
+        "Python started"
+    );
+    Ok(info)
+}
+
+fn serve(args: ServeArgs, python: Option<&PythonLocation>) -> anyhow::Result<()> {
+    crate::logging::init(&log_filter(&args.app));
+    let loader = AppLoader::new(args.app.overrides(), args.server.workers > 1);
+    if let Ok((settings, app_root)) = loader.resolve_settings(None) {
+        // Reported through the loader, which opens it again when it loads the app: one report per path.
+        loader.open_log(&settings, &app_root);
+    }
+    info!(
+        version = env!("CARGO_PKG_VERSION"),
+        pid = std::process::id(),
+        "pyfcgi starting"
+    );
+    start_python(&loader, python)?;
+    let handler = WsgiHandler::new(loader).context("cannot prepare the WSGI handler")?;
+    // Under IIS the application root arrives with the first request (APPL_PHYSICAL_PATH); elsewhere everything
+    // is known now, and loading early makes the first request fast and start-up errors visible at once.
+    let app_root_known = handler
+        .loader()
+        .resolve_settings(None)
+        .is_ok_and(|(s, _)| s.app_root.value.is_some());
+    if cfg!(unix) || app_root_known {
+        Python::attach(|py| {
+            let _ = handler.loader().get(py, None);
+        });
+    }
+    launch::serve(&args.server, Arc::new(handler), Shutdown::new())?;
+    Python::attach(|py| {
+        // The interpreter is not finalized (application threads may still run), but atexit handlers, which
+        // flush logs and close pools, get their chance.
+        if let Err(err) = py.import("atexit").and_then(|m| m.call_method0("_run_exitfuncs")) {
+            error!(%err, "atexit handlers failed");
+        }
+    });
+    Ok(())
+}
+
+fn check(args: AppArgs, python: Option<&PythonLocation>) -> anyhow::Result<bool> {
+    crate::logging::init("warn");
+    let loader = AppLoader::new(args.overrides(), false);
+    println!("pyfcgi {}", env!("CARGO_PKG_VERSION"));
+    let (settings, app_root) = match loader.resolve_settings(None) {
+        Ok(resolved) => resolved,
+        Err(failure) => {
+            println!("\nConfiguration error:\n{}", failure.detail);
+            return Ok(false);
+        }
+    };
+    println!("Application root: {}", app_root.display());
+    match crate::config::find_web_config(&app_root) {
+        Ok(Some(path)) => println!("web.config: {}", path.display()),
+        Ok(None) => println!("web.config: none in the application root"),
+        Err(err) => println!("web.config: {err}"),
+    }
+    println!(
+        "\nSettings (value and where it came from):\n{}",
+        app::describe(&settings)
+    );
+    let info = start_python(&loader, python)?;
+    println!("Python {}", info.version.replace('\n', " "));
+    if let Some(location) = python {
+        println!("  DLL: {} (found by {})", location.dll.display(), location.found_by);
+    }
+    println!("  executable: {}", info.executable);
+    println!("  prefix: {}", info.prefix);
+    match &info.venv {
+        Some(venv) => println!(
+            "  virtual environment: {} (found by {})",
+            venv.root.display(),
+            venv.found_by
+        ),
+        None => println!("  virtual environment: none"),
+    }
+    let ok = Python::attach(|py| match loader.get(py, None) {
+        Ok(app) => {
+            let path = py
+                .import("sys")
+                .and_then(|s| s.getattr("path"))
+                .map(|p| p.to_string())
+                .unwrap_or_default();
+            println!("  sys.path: {path}");
+            let repr = app.callable.bind(py).repr().map(|r| r.to_string()).unwrap_or_default();
+            println!(
+                "\nWSGI_HANDLER {:?} resolves to {repr}",
+                settings.wsgi_handler.value.as_deref().unwrap_or("")
+            );
+            println!("OK: the application imports and is callable.");
+            true
+        }
+        Err(failure) => {
+            println!("\n{}:\n\n{}", failure.context, failure.detail);
+            false
+        }
+    });
+    Ok(ok)
+}
+
+fn iis_register(args: IisArgs, enable: bool, python: Option<&PythonLocation>) -> anyhow::Result<bool> {
+    let exe = match args.exe {
+        Some(exe) => exe,
+        None => std::env::current_exe().context("cannot tell where this executable is")?,
+    };
+    let mut environment = args
+        .environment
+        .iter()
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                .with_context(|| format!("--env {pair:?} is not NAME=VALUE"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(home) = python_home_to_record(python, &environment) {
+        println!(
+            "Python was found through this shell's environment, which IIS does not have: recording \
+             PYFCGI_PYTHON_HOME={home} for the FastCGI application."
+        );
+        environment.push(("PYFCGI_PYTHON_HOME".into(), home));
+    }
+    let registration = iis::Registration {
+        exe,
+        signal_before_terminate_seconds: args.signal_before_terminate_seconds,
+        instance_max_requests: args.instance_max_requests,
+        max_instances: args.max_instances,
+        activity_timeout: args.activity_timeout,
+        environment,
+    };
+    let appcmd = if args.appcmd.is_empty() {
+        vec![iis::default_appcmd()]
+    } else {
+        args.appcmd.clone()
+    };
+    let commands = if enable {
+        registration.enable_commands()
+    } else {
+        vec![registration.disable_command()]
+    };
+    if args.dry_run {
+        for command in &commands {
+            println!("{}", iis::display_command(&appcmd, command));
+        }
+    } else {
+        if !cfg!(windows) {
+            anyhow::bail!(
+                "IIS registration runs appcmd.exe, which exists only on Windows; use --dry-run to see the commands"
+            );
+        }
+        if !std::path::Path::new(&appcmd[0]).is_file() {
+            anyhow::bail!("IIS configuration tool appcmd.exe was not found at {:?}", appcmd[0]);
+        }
+        for (index, command) in commands.iter().enumerate() {
+            let status = std::process::Command::new(&appcmd[0])
+                .args(&appcmd[1..])
+                .args(command)
+                .status()?;
+            // The first enable command removes an earlier registration, which may not exist.
+            let may_fail = enable && index == 0;
+            if !status.success() && !may_fail {
+                eprintln!(
+                    "An error occurred running the command:\n{}\nEnsure your user has sufficient privileges and try again.",
+                    iis::display_command(&appcmd, command)
+                );
+                return Ok(false);
+            }
+        }
+    }
+    let script_processor = registration.script_processor();
+    if enable {
+        println!(
+            "\n\"{script_processor}\" can now be used as a FastCGI script processor. Handler mapping for web.config:"
+        );
+        println!("  {}", registration.handler_snippet());
+    } else {
+        println!("\n\"{script_processor}\" is no longer registered for use with FastCGI");
+    }
+    Ok(true)
+}
+
+/// The Python folder `enable` should record as `PYFCGI_PYTHON_HOME`: the one the launcher found through this
+/// shell's environment (a venv's `pyvenv.cfg` next to the executable needs nothing), unless `--env` sets it.
+fn python_home_to_record(python: Option<&PythonLocation>, environment: &[(String, String)]) -> Option<String> {
+    let location = python.filter(|l| l.from_environment)?;
+    if environment
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("PYFCGI_PYTHON_HOME"))
+    {
+        return None;
+    }
+    Some(location.dll.parent()?.display().to_string())
+}
+
+/// Runs the command line `args` (the program name first, as `std::env::args_os()` gives it) and returns the
+/// process exit status. Argument errors and `--help` print and exit, as clap does.
+pub fn run<I, T>(args: I, python: Option<&PythonLocation>) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = Cli::parse_from(args);
+    let result = match cli.command {
+        None => serve(cli.serve, python).map(|()| true),
+        Some(Command::Serve(args)) => serve(args, python).map(|()| true),
+        Some(Command::Check(args)) => check(args, python),
+        Some(Command::Enable(args)) => iis_register(args, true, python),
+        Some(Command::Disable(args)) => iis_register(args, false, python),
+    };
+    match result {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(err) => {
+            error!("{err:#}");
+            eprintln!("pyfcgi: {err:#}");
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn location(from_environment: bool) -> PythonLocation {
+        PythonLocation {
+            dll: PathBuf::from("py311").join("python311.dll"),
+            found_by: "PATH".into(),
+            from_environment,
+        }
+    }
+
+    #[test]
+    fn enable_records_a_python_home_found_through_the_environment_only() {
+        assert_eq!(python_home_to_record(Some(&location(true)), &[]), Some("py311".into()));
+        assert_eq!(python_home_to_record(Some(&location(false)), &[]), None);
+        assert_eq!(python_home_to_record(None, &[]), None);
+        let explicit = [("pyfcgi_python_home".to_owned(), r"C:\Other".to_owned())];
+        assert_eq!(python_home_to_record(Some(&location(true)), &explicit), None);
+    }
+}
