@@ -26,6 +26,31 @@ pub trait Frontend {
     fn pid(&self) -> u32;
 }
 
+/// The accessors every front server shares: each keeps its process, port and scratch directory.
+macro_rules! frontend_accessors {
+    ($($server:ty),+) => {$(
+        impl $server {
+            pub fn dir(&self) -> &Path {
+                self.dir.path()
+            }
+        }
+
+        impl Frontend for $server {
+            fn port(&self) -> u16 {
+                self.port
+            }
+            fn logs(&self) -> String {
+                self.process.log_text()
+            }
+            fn pid(&self) -> u32 {
+                self.process.pid()
+            }
+        }
+    )+};
+}
+
+frontend_accessors!(Nginx, Lighttpd, Apache);
+
 fn token(name: &str, port: u16) -> String {
     format!("ready-{name}-{}-{port}", std::process::id())
 }
@@ -254,22 +279,6 @@ impl Nginx {
             Ok(Self { process, port, dir })
         })
     }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Frontend for Nginx {
-    fn port(&self) -> u16 {
-        self.port
-    }
-    fn logs(&self) -> String {
-        self.process.log_text()
-    }
-    fn pid(&self) -> u32 {
-        self.process.pid()
-    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -421,22 +430,6 @@ impl Lighttpd {
             wait_ready(&mut process, port, &token, Duration::from_secs(15))?;
             Ok(Self { process, port, dir })
         })
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Frontend for Lighttpd {
-    fn port(&self) -> u16 {
-        self.port
-    }
-    fn logs(&self) -> String {
-        self.process.log_text()
-    }
-    fn pid(&self) -> u32 {
-        self.process.pid()
     }
 }
 
@@ -666,21 +659,5 @@ impl Apache {
             wait_ready(&mut process, port, &token, Duration::from_secs(15))?;
             Ok(Self { process, port, dir })
         })
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Frontend for Apache {
-    fn port(&self) -> u16 {
-        self.port
-    }
-    fn logs(&self) -> String {
-        self.process.log_text()
-    }
-    fn pid(&self) -> u32 {
-        self.process.pid()
     }
 }
