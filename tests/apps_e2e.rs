@@ -482,17 +482,7 @@ impl Site<'_> {
             .send(self.port)
             .expect("send /stream");
         assert_eq!(answer.status, 200, "{}: /stream status", self.label);
-        let mut arrivals = Vec::new();
-        let mut body = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = answer.read(&mut buf).expect("read /stream");
-            if n == 0 {
-                break;
-            }
-            arrivals.push(answer.elapsed());
-            body.extend_from_slice(&buf[..n]);
-        }
+        let (arrivals, body) = answer.read_timed();
         let text = String::from_utf8_lossy(&body);
         let events: Vec<&str> = text.lines().collect();
         assert_eq!(events.len(), 5, "{}: /stream body {text:?}", self.label);

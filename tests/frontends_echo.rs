@@ -8,7 +8,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -118,17 +117,7 @@ fn check_static(port: u16) {
 fn check_streaming(port: u16) {
     let mut answer = Request::get("/stream?n=5&ms=300").send(port).expect("send /stream");
     assert_eq!(answer.status, 200);
-    let mut arrivals = Vec::new();
-    let mut body = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = answer.read(&mut buf).expect("read /stream");
-        if n == 0 {
-            break;
-        }
-        arrivals.push(answer.elapsed());
-        body.extend_from_slice(&buf[..n]);
-    }
+    let (arrivals, body) = answer.read_timed();
     let text = String::from_utf8_lossy(&body);
     let expected: String = (0..5).map(|i| format!("chunk {i}\n")).collect();
     assert_eq!(text, expected);

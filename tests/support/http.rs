@@ -252,6 +252,22 @@ impl ResponseStream {
         self.started.elapsed()
     }
 
+    /// Reads the whole body, noting when each piece arrived (since the request was sent), to tell a streamed
+    /// answer from a buffered one.
+    pub fn read_timed(&mut self) -> (Vec<Duration>, Vec<u8>) {
+        let mut arrivals = Vec::new();
+        let mut body = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = self.read(&mut buf).expect("read a streamed body");
+            if n == 0 {
+                return (arrivals, body);
+            }
+            arrivals.push(self.elapsed());
+            body.extend_from_slice(&buf[..n]);
+        }
+    }
+
     /// Reads the body to its end.
     ///
     /// # Errors
