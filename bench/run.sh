@@ -81,7 +81,7 @@ PYFCGI_BIN=${PYFCGI_BIN:-}
 # --no-access-log: uWSGI runs with --disable-logging; the others log nothing per request.
 PYFCGI_BIND_CMD=${PYFCGI_BIND_CMD:-"{pyfcgi} --bind {addr} --app {app} --app-root {app_root} --no-access-log"}
 PYFCGI_FD0_CMD=${PYFCGI_FD0_CMD:-"{python} $LIB/fd0spawn.py {addr} {pyfcgi} --app {app} --app-root {app_root} --no-access-log"}
-CEILING_CMD=${CEILING_CMD:-"{ceiling} --bind {addr}"}
+CEILING_CMD=${CEILING_CMD:-"{ceiling} --bind {addr} --app {app}"}
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }

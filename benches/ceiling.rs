@@ -19,6 +19,10 @@ struct Args {
     /// Answer with this many bytes instead of the hello-world body.
     #[arg(long)]
     body_bytes: Option<usize>,
+    /// The benchmark app this run stands in for: `stream:...` answers 1 MiB, the stream app's size, so the
+    /// ceiling bounds that cell too; any other app gets the hello-world body.
+    #[arg(long)]
+    app: Option<String>,
 }
 
 struct Constant {
