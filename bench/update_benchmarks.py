@@ -1,10 +1,11 @@
 """Regenerates the result sections of BENCHMARKS.md from the harness output, so the document is never edited by hand.
 
-    python3 bench/update_benchmarks.py --run bench/results/full [--memory bench/results/full/memory.md]
+    python3 bench/update_benchmarks.py --run bench/results/full [--run bench/results/stream] [--memory FILE]
 
 Replaces the text between `<!-- NAME:begin -->` and `<!-- NAME:end -->` markers: `results` with the harness's
-Markdown report (RUN/latest.md), `memory` with the output of bench/memory_startup.py, and `targets` with the
-issue's targets checked against RUN/latest.json (same run, medians). Stdlib only.
+Markdown reports (RUN/latest.md of each --run, in order), `memory` with the output of bench/memory_startup.py, and
+`targets` with the issue's targets checked against the runs' medians. A later --run replaces the earlier runs'
+cells of the same apps, so each target's ratio always compares backends measured in one run. Stdlib only.
 """
 
 import argparse
@@ -77,20 +78,23 @@ def replace(text, name, content):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", required=True, help="the harness's OUT_DIR (with latest.md and latest.json)")
+    parser.add_argument("--run", action="append", required=True, help="a harness OUT_DIR (latest.md, latest.json)")
     parser.add_argument("--memory", help="output of bench/memory_startup.py")
     parser.add_argument("--doc", default=os.path.join(ROOT, "BENCHMARKS.md"))
     args = parser.parse_args()
-    with open(os.path.join(args.run, "latest.json")) as f:
-        data = json.load(f)
-    with open(os.path.join(args.run, "latest.md")) as f:
-        report = f.read()
+    cells, reports = [], []
+    for run in args.run:
+        with open(os.path.join(run, "latest.json")) as f:
+            data = json.load(f)
+        apps = {c["app"] for c in data["cells"]}
+        cells = [c for c in cells if c["app"] not in apps] + data["cells"]
+        with open(os.path.join(run, "latest.md")) as f:
+            # The harness's own heading would duplicate the document's.
+            reports.append(re.sub(r"^## (.*)\n", r"### Run: \1\n", f.read(), count=1))
     with open(args.doc) as f:
         text = f.read()
-    # The harness's own heading would duplicate the document's.
-    report = re.sub(r"^## .*\n", "", report, count=1)
-    text = replace(text, "results", report)
-    text = replace(text, "targets", targets(data))
+    text = replace(text, "results", "\n\n".join(reports))
+    text = replace(text, "targets", targets({"cells": cells}))
     if args.memory:
         with open(args.memory) as f:
             text = replace(text, "memory", re.sub(r"^## .*\n", "", f.read(), count=1))
