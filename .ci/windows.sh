@@ -146,13 +146,15 @@ run_fake_iis echo -- echo_responder.exe
 
 if [ "${PYFCGI_WIN_WSGI:-1}" != 0 ]; then
     # pyfcgi.exe with the Flask fixture, configured once through the FastCGI environment and once through
-    # web.config appSettings. The launcher finds python311.dll on PATH (WINEPATH) here.
+    # web.config appSettings. The launcher finds python311.dll on PATH (WINEPATH) here. --wsgi-fixture adds the
+    # error scenarios (a raising route, WSGI_HANDLER=nosuchmodule.app), each with WSGI_LOG in its own folder under
+    # the site, configured the same way (environment or a web.config there).
     APP=$W/flask_app
     rm -rf "$APP" && mkdir -p "$APP" && cp "$ROOT/tests/fixtures/flask_echo/app.py" "$APP/"
     APPW=$(winepath -w "$APP")
-    run_fake_iis wsgi-env --app-dir "$APPW" --env WSGI_HANDLER=app.app --env "PYTHONPATH=$APPW" \
+    run_fake_iis wsgi-env --wsgi-fixture --app-dir "$APPW" --env WSGI_HANDLER=app.app --env "PYTHONPATH=$APPW" \
         -- "$(winepath -w "$OUT/pyfcgi.exe")"
-    run_fake_iis wsgi-appsettings --app-dir "$APPW" --app-setting WSGI_HANDLER=app.app \
+    run_fake_iis wsgi-appsettings --wsgi-fixture --app-dir "$APPW" --app-setting WSGI_HANDLER=app.app \
         --app-setting "PYTHONPATH=$APPW" -- "$(winepath -w "$OUT/pyfcgi.exe")"
 
     # As pip installs it: pyfcgi.exe + pyfcgi_core.dll in venv\Scripts, Flask in the venv's site-packages, the
@@ -175,7 +177,9 @@ if [ "${PYFCGI_WIN_WSGI:-1}" != 0 ]; then
     fi
     WINEPATH_SAVED=$WINEPATH
     unset WINEPATH
-    run_fake_iis wsgi-venv --app-dir "$APPW" --env WSGI_HANDLER=app.app --env "PYTHONPATH=$APPW" --mode overlapped \
+    # Configured through the environment alone: the web.config that the appSettings run wrote would override it.
+    rm -f "$APP/web.config"
+    run_fake_iis wsgi-venv --wsgi-fixture --app-dir "$APPW" --env WSGI_HANDLER=app.app --env "PYTHONPATH=$APPW" --mode overlapped \
         --mode tcp -- "$VENVEXE"
     export WINEPATH=$WINEPATH_SAVED
 

@@ -8,10 +8,12 @@
 //!
 //! ```text
 //! fake_iis.exe [--mode overlapped|sync|tcp]... [--scenario NAME]... [--env K=V]... [--app-setting K=V]...
-//!              [--app-dir DIR] [--log-dir DIR] [--watchdog-secs N] [--list] -- APP.EXE [ARGS...]
+//!              [--app-dir DIR] [--log-dir DIR] [--watchdog-secs N] [--wsgi-fixture] [--list] -- APP.EXE [ARGS...]
 //! ```
 //! `--env` are the FastCGI application's `<environmentVariables>`; `--app-setting` go into `<appSettings>` of the
-//! `web.config` written to the application directory (`APPL_PHYSICAL_PATH`).
+//! `web.config` written to the application directory (`APPL_PHYSICAL_PATH`). `--wsgi-fixture` says the
+//! application is `pyfcgi.exe` serving `tests/fixtures/flask_echo`, which adds the error scenarios
+//! (`app_exception`, `bad_handler`).
 //! Windows only (run it under Wine on Linux; see `.ci/windows.sh`).
 
 #[cfg(windows)]
@@ -40,7 +42,7 @@ mod windows_main {
     use clap::Parser;
 
     use crate::iis::{Launch, Mode};
-    use crate::scenarios::{Site, SCENARIOS};
+    use crate::scenarios::{physical_path, web_config, Site, SCENARIOS};
 
     #[derive(Parser)]
     #[command(about = "Starts a FastCGI application as IIS does and runs IIS-like scenarios against it")]
@@ -66,6 +68,10 @@ mod windows_main {
         /// Seconds after which a scenario's process is terminated.
         #[arg(long, default_value_t = 30)]
         watchdog_secs: u64,
+        /// The application is pyfcgi.exe serving tests/fixtures/flask_echo: also run the scenarios that need it
+        /// (an exception in the application, a WSGI_HANDLER that cannot be imported).
+        #[arg(long)]
+        wsgi_fixture: bool,
         /// List the scenarios and exit.
         #[arg(long)]
         list: bool,
@@ -80,39 +86,13 @@ mod windows_main {
             .ok_or_else(|| format!("`{s}` is not NAME=VALUE"))
     }
 
-    fn xml_escape(s: &str) -> String {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-    }
-
-    fn web_config(settings: &[(String, String)], script_processor: &str) -> String {
-        let mut out =
-            String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\r\n<configuration>\r\n  <appSettings>\r\n");
-        for (k, v) in settings {
-            out.push_str(&format!(
-                "    <add key=\"{}\" value=\"{}\" />\r\n",
-                xml_escape(k),
-                xml_escape(v)
-            ));
-        }
-        out.push_str(&format!(
-            "  </appSettings>\r\n  <system.webServer>\r\n    <handlers>\r\n      <add name=\"FastCGI\" path=\"*\" \
-             verb=\"*\" modules=\"FastCgiModule\" scriptProcessor=\"{}\" resourceType=\"Unspecified\" \
-             requireAccess=\"Script\" responseBufferLimit=\"0\" />\r\n    </handlers>\r\n  </system.webServer>\r\n\
-             </configuration>\r\n",
-            xml_escape(script_processor)
-        ));
-        out
-    }
-
     pub fn run() -> i32 {
         let args = Args::parse();
         if args.list {
             for s in SCENARIOS {
                 let modes: Vec<_> = s.modes.iter().map(|m| m.name()).collect();
-                println!("{:<18} [{}] {}", s.name, modes.join(","), s.about);
+                let only = if s.wsgi_only { " (--wsgi-fixture only)" } else { "" };
+                println!("{:<18} [{}] {}{only}", s.name, modes.join(","), s.about);
             }
             return 0;
         }
@@ -165,13 +145,6 @@ mod windows_main {
         if let Some(dir) = &args.log_dir {
             let _ = std::fs::create_dir_all(dir);
         }
-        let mut physical_path = app_dir.display().to_string();
-        if let Some(stripped) = physical_path.strip_prefix(r"\\?\") {
-            physical_path = stripped.to_owned();
-        }
-        if !physical_path.ends_with('\\') {
-            physical_path.push('\\');
-        }
         let site = Site {
             launch: Launch {
                 exe: exe.clone(),
@@ -180,8 +153,12 @@ mod windows_main {
                 log_dir: args.log_dir.clone(),
                 watchdog: Duration::from_secs(args.watchdog_secs),
             },
-            physical_path,
+            physical_path: physical_path(&app_dir),
+            app_dir,
             md_path: "/LM/W3SVC/1/ROOT".into(),
+            app_settings: args.app_settings.clone(),
+            script_processor,
+            wsgi_fixture: args.wsgi_fixture,
         };
 
         let (mut passed, mut failed) = (0, 0);
@@ -189,6 +166,7 @@ mod windows_main {
         for mode in &modes {
             for scenario in SCENARIOS {
                 if !scenario.modes.contains(mode)
+                    || (scenario.wsgi_only && !site.wsgi_fixture)
                     || (!args.scenarios.is_empty() && !args.scenarios.iter().any(|n| n == scenario.name))
                 {
                     continue;

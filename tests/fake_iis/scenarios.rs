@@ -4,20 +4,33 @@
 //! - `POST /echo`: the body back unchanged;
 //! - `GET /stream?n=N&ms=M`: N lines `chunk i`, each flushed on its own, M ms apart;
 //! - `GET /sleep?ms=M`: `slept` after M ms.
+//!
+//! The scenarios marked `wsgi_only` need more: `pyfcgi.exe` serving `tests/fixtures/flask_echo` (its `/raise`
+//! route, `WSGI_HANDLER`, `WSGI_LOG` and wfastcgi's messages). They run only with `--wsgi-fixture`.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::fcgi::{self, Request, Response};
 use crate::iis::{Child, Client, Launch, Mode};
 
 /// What the scenarios share: how to start the application and the IIS application it belongs to.
+#[derive(Clone)]
 pub struct Site {
     pub launch: Launch,
+    /// The application directory.
+    pub app_dir: PathBuf,
     /// `APPL_PHYSICAL_PATH`, with its trailing backslash.
     pub physical_path: String,
     /// `APPL_MD_PATH`.
     pub md_path: String,
+    /// The `<appSettings>` of the site's web.config (empty: the site is configured through the environment).
+    pub app_settings: Vec<(String, String)>,
+    /// The handler's `scriptProcessor` (`exe|arguments`), for the web.config of a scenario's own site folder.
+    pub script_processor: String,
+    /// The application is `pyfcgi.exe` serving `tests/fixtures/flask_echo`: the `wsgi_only` scenarios run too.
+    pub wsgi_fixture: bool,
 }
 
 type Outcome = Result<String, String>;
@@ -26,6 +39,8 @@ pub struct Scenario {
     pub name: &'static str,
     pub about: &'static str,
     pub modes: &'static [Mode],
+    /// Needs `pyfcgi.exe` with the Flask fixture (see the module documentation).
+    pub wsgi_only: bool,
     pub run: fn(&Site, Mode) -> Outcome,
 }
 
@@ -37,67 +52,94 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "get",
         about: "GET /info with IIS server variables on a kept connection",
         modes: ALL,
+        wsgi_only: false,
         run: get,
     },
     Scenario {
         name: "post",
         about: "POST a 300 KB body in IIS-sized STDIN records, echoed back exactly",
         modes: ALL,
+        wsgi_only: false,
         run: post,
     },
     Scenario {
         name: "stream",
         about: "a streamed response arrives chunk by chunk, not at the end",
         modes: ALL,
+        wsgi_only: false,
         run: stream,
     },
     Scenario {
         name: "many",
         about: "300 requests on the one kept connection",
         modes: ALL,
+        wsgi_only: false,
         run: many,
     },
     Scenario {
         name: "get_values",
         about: "FCGI_GET_VALUES answers MAX_CONNS=1, MAX_REQS=1, MPXS_CONNS=0",
         modes: ALL,
+        wsgi_only: false,
         run: get_values,
     },
     Scenario {
         name: "reconnect",
         about: "without FCGI_KEEP_CONN: the application disconnects and accepts the next connection",
         modes: ALL,
+        wsgi_only: false,
         run: reconnect,
     },
     Scenario {
         name: "no_data",
         about: "a client that connected and left before ConnectNamedPipe (ERROR_NO_DATA) is skipped",
         modes: PIPES,
+        wsgi_only: false,
         run: no_data,
     },
     Scenario {
         name: "eof_exit",
         about: "IIS closes the pipe for good: the process exits 0",
         modes: PIPES,
+        wsgi_only: false,
         run: eof_exit,
     },
     Scenario {
         name: "shutdown_idle",
         about: "_FCGI_SHUTDOWN_EVENT_ while idle on a kept connection: exit 0 within 1 s",
         modes: ALL,
+        wsgi_only: false,
         run: shutdown_idle,
     },
     Scenario {
         name: "shutdown_connect",
         about: "_FCGI_SHUTDOWN_EVENT_ while waiting in ConnectNamedPipe/accept: exit 0 within 1 s",
         modes: ALL,
+        wsgi_only: false,
         run: shutdown_connect,
     },
     Scenario {
         name: "shutdown_busy",
         about: "_FCGI_SHUTDOWN_EVENT_ during a slow request: the response completes, then exit 0 within 1 s",
         modes: ALL,
+        wsgi_only: false,
         run: shutdown_busy,
+    },
+    Scenario {
+        name: "app_exception",
+        about: "a Flask route raises (handled by Flask, then let through to pyfcgi): a safe 500, no traceback in \
+                the body or on FCGI_STDERR, the traceback in WSGI_LOG; the kept connection serves on",
+        modes: ALL,
+        wsgi_only: true,
+        run: app_exception,
+    },
+    Scenario {
+        name: "bad_handler",
+        about: "WSGI_HANDLER=nosuchmodule.app: two requests get a safe 500, wfastcgi's message in WSGI_LOG, no \
+                FCGI_STDERR, the process stays up; the shutdown event ends it with exit 0",
+        modes: ALL,
+        wsgi_only: true,
+        run: bad_handler,
     },
 ];
 
@@ -189,6 +231,97 @@ impl Site {
     fn start(&self, mode: Mode, tag: &str) -> Result<Child, String> {
         Child::spawn(&self.launch, mode, tag, false).map_err(|e| format!("spawn: {e}"))
     }
+
+    /// This site with `overrides` of its settings and `WSGI_LOG` set to a file of the scenario's own folder
+    /// (`<app dir>\fake-iis-sites\<mode>-<name>\wsgi.log`), configured the way the site is: through the
+    /// environment, or (when the site has appSettings) through a web.config in that folder, which then is the
+    /// scenario's `APPL_PHYSICAL_PATH` (the site's web.config is shared by every scenario). Returns the site and
+    /// the log's path.
+    fn variant(&self, mode: Mode, name: &str, overrides: &[(&str, &str)]) -> Result<(Site, PathBuf), String> {
+        let dir = self
+            .app_dir
+            .join("fake-iis-sites")
+            .join(format!("{}-{name}", mode.name()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let log = dir.join("wsgi.log");
+        let log_value = log.display().to_string();
+        let overrides: Vec<(&str, &str)> = overrides
+            .iter()
+            .copied()
+            .chain(std::iter::once(("WSGI_LOG", log_value.as_str())))
+            .collect();
+        let apply = |settings: &mut Vec<(String, String)>| {
+            settings.retain(|(k, _)| !overrides.iter().any(|(o, _)| k.eq_ignore_ascii_case(o)));
+            settings.extend(overrides.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        };
+        let mut site = self.clone();
+        if self.app_settings.is_empty() {
+            // A web.config left in the site folder (by an earlier run with --app-setting) would override the
+            // environment and quietly undo the overrides.
+            let stale = std::fs::read_dir(&self.app_dir).ok().and_then(|entries| {
+                entries.flatten().find(|e| {
+                    e.file_name()
+                        .to_str()
+                        .is_some_and(|n| n.eq_ignore_ascii_case("web.config"))
+                })
+            });
+            if let Some(entry) = stale {
+                return Err(format!(
+                    "{} exists, and its appSettings would override the environment: give them with --app-setting \
+                     or remove it",
+                    entry.path().display()
+                ));
+            }
+            apply(&mut site.launch.env);
+        } else {
+            apply(&mut site.app_settings);
+            let path = dir.join("web.config");
+            std::fs::write(&path, web_config(&site.app_settings, &site.script_processor))
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            site.physical_path = physical_path(&dir);
+        }
+        Ok((site, log))
+    }
+}
+
+/// `APPL_PHYSICAL_PATH` for a folder, as IIS sends it: no `\\?\` prefix, a trailing backslash.
+pub fn physical_path(dir: &Path) -> String {
+    let mut path = dir.display().to_string();
+    if let Some(stripped) = path.strip_prefix(r"\\?\") {
+        path = stripped.to_owned();
+    }
+    if !path.ends_with('\\') {
+        path.push('\\');
+    }
+    path
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A site's web.config: `settings` in `<appSettings>` and a wildcard FastCGI handler mapping.
+pub fn web_config(settings: &[(String, String)], script_processor: &str) -> String {
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\r\n<configuration>\r\n  <appSettings>\r\n");
+    for (k, v) in settings {
+        out.push_str(&format!(
+            "    <add key=\"{}\" value=\"{}\" />\r\n",
+            xml_escape(k),
+            xml_escape(v)
+        ));
+    }
+    out.push_str(&format!(
+        "  </appSettings>\r\n  <system.webServer>\r\n    <handlers>\r\n      <add name=\"FastCGI\" path=\"*\" \
+         verb=\"*\" modules=\"FastCgiModule\" scriptProcessor=\"{}\" resourceType=\"Unspecified\" \
+         requireAccess=\"Script\" responseBufferLimit=\"0\" />\r\n    </handlers>\r\n  </system.webServer>\r\n\
+         </configuration>\r\n",
+        xml_escape(script_processor)
+    ));
+    out
 }
 
 fn connect(child: &Child) -> Result<Client, String> {
@@ -542,4 +675,143 @@ fn shutdown_busy(site: &Site, mode: Mode) -> Outcome {
         Some(code) => Err(format!("exit code {code}")),
         None => Err(format!("still running {took:?} after the response")),
     }
+}
+
+/// A 500 that IIS can pass on as it is: a CGI status of 500, a clean END_REQUEST, nothing on FCGI_STDERR (IIS would
+/// show it, traceback and all, with its default `stderrMode`), and a body that gives nothing away: none of
+/// `secrets`, no traceback.
+fn expect_safe_500(response: &Response, what: &str, secrets: &[&str]) -> Result<(), String> {
+    if response.status() != 500 || response.protocol_status != 0 {
+        return Err(format!(
+            "{what}: status {} protocol_status {}, expected 500 and 0; body {:?}",
+            response.status(),
+            response.protocol_status,
+            snippet(&response.stdout)
+        ));
+    }
+    if !response.stderr.is_empty() {
+        return Err(format!(
+            "{what}: FCGI_STDERR {:?} (IIS would show it to the client)",
+            snippet(&response.stderr)
+        ));
+    }
+    let body = response.text();
+    if body.trim().is_empty() {
+        return Err(format!("{what}: an empty 500 body"));
+    }
+    let lower = body.to_lowercase();
+    for secret in secrets.iter().copied().chain(["Traceback", "File \""]) {
+        if lower.contains(&secret.to_lowercase()) {
+            return Err(format!(
+                "{what}: the 500 body gives away {secret:?}: {:?}",
+                snippet(body.as_bytes())
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The last lines of a log, for a failure message.
+fn log_tail(path: &Path) -> String {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(25)..].join("\n     | ");
+            format!("\n   {}:\n     | {tail}", path.display())
+        }
+        Err(e) => format!("\n   {}: {e}", path.display()),
+    }
+}
+
+/// Waits (up to 3 s) until the log, from byte `from` on, contains every one of `needles`; returns the log's
+/// length then.
+fn wait_log(path: &Path, from: usize, needles: &[&str]) -> Result<usize, String> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let text = std::fs::read(path).unwrap_or_default();
+        let new = String::from_utf8_lossy(text.get(from..).unwrap_or_default());
+        let missing: Vec<&str> = needles.iter().copied().filter(|n| !new.contains(n)).collect();
+        if missing.is_empty() {
+            return Ok(text.len());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("WSGI_LOG lacks {missing:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn app_exception(site: &Site, mode: Mode) -> Outcome {
+    let (site, log) = site.variant(mode, "app_exception", &[])?;
+    app_exception_in(&site, mode, &log).map_err(|e| e + &log_tail(&log))
+}
+
+fn app_exception_in(site: &Site, mode: Mode, log: &Path) -> Outcome {
+    let child = site.start(mode, "app_exception")?;
+    let mut conn = connect(&child)?;
+    // The application is loaded by a first request; its start-up is not what is tested here.
+    let r = call(&mut conn, 1, &site.request("GET", "/info", "", Vec::new(), true))?;
+    expect_ok(&r, "GET /info")?;
+    let mut seen = 0;
+    for (escape, handler) in [(false, "Flask"), (true, "pyfcgi")] {
+        let msg = format!("boom-{}-{handler}", mode.name());
+        let query = if escape {
+            format!("msg={msg}&escape=1")
+        } else {
+            format!("msg={msg}")
+        };
+        let what = format!("GET /raise?{query} (handled by {handler})");
+        let r = call(&mut conn, 1, &site.request("GET", "/raise", &query, Vec::new(), true))?;
+        expect_safe_500(&r, &what, &[msg.as_str(), "FixtureError", "fixture exception"])?;
+        seen = wait_log(
+            log,
+            seen,
+            &[
+                "Traceback (most recent call last)",
+                format!("FixtureError: fixture exception: {msg}").as_str(),
+            ],
+        )
+        .map_err(|e| format!("{what}: {e}"))?;
+        // The connection is kept and the next request is served normally.
+        let r = call(
+            &mut conn,
+            1,
+            &site.request("GET", "/info", "after=raise", Vec::new(), true),
+        )?;
+        expect_ok(&r, &format!("GET /info after {what}"))?;
+        expect_line(&r, "QUERY_STRING", "after=raise")?;
+    }
+    finish(
+        child,
+        conn,
+        "safe 500s from Flask's and pyfcgi's handlers, tracebacks in WSGI_LOG, then 200s".into(),
+    )
+}
+
+fn bad_handler(site: &Site, mode: Mode) -> Outcome {
+    let (site, log) = site.variant(mode, "bad_handler", &[("WSGI_HANDLER", "nosuchmodule.app")])?;
+    bad_handler_in(&site, mode, &log).map_err(|e| e + &log_tail(&log))
+}
+
+fn bad_handler_in(site: &Site, mode: Mode, log: &Path) -> Outcome {
+    let mut child = site.start(mode, "bad_handler")?;
+    let mut conn = connect(&child)?;
+    let mut seen = 0;
+    for round in 1..=2 {
+        let what = format!("request {round} with WSGI_HANDLER=nosuchmodule.app");
+        let r = call(&mut conn, 1, &site.request("GET", "/info", "", Vec::new(), true))?;
+        expect_safe_500(&r, &what, &["nosuchmodule", "could not be imported"])?;
+        seen =
+            wait_log(log, seen, &["\"nosuchmodule.app\" could not be imported"]).map_err(|e| format!("{what}: {e}"))?;
+        std::thread::sleep(Duration::from_millis(100));
+        if !child.running() {
+            return Err(format!(
+                "{what}: the process exited ({:?}); a failed load must not end it",
+                child.wait_exit(Duration::ZERO)
+            ));
+        }
+    }
+    let outcome = timed_shutdown(&mut child, "after two failed loads, idle on a kept connection");
+    drop(conn);
+    outcome.map(|detail| format!("2 safe 500s, the process stayed up; {detail}"))
 }
