@@ -228,10 +228,12 @@ impl WsgiHandler {
             };
         }
         let traceback = crate::python::format_traceback(py, err);
+        error!("{context}:\n\n{traceback}");
         self.error_response(py, io, responder, context, &traceback, debug, to_stderr)
     }
 
-    /// Logs the error and answers with a safe 500, or cuts the connection if the headers are already out.
+    /// Answers with a safe 500, or cuts the connection if the headers are already out. The caller has logged the
+    /// error (a failed load is logged by the loader, with the settings it used).
     #[allow(clippy::too_many_arguments)]
     fn error_response(
         &self,
@@ -243,7 +245,6 @@ impl WsgiHandler {
         debug: bool,
         to_stderr: bool,
     ) -> Outcome {
-        error!("{context}:\n\n{detail}");
         let head_sent = responder.is_some_and(|r| {
             let mut state = r.get().state();
             // Nothing more may be sent by the application after this point.
