@@ -516,8 +516,8 @@ impl Settings {
         let joined = (!self.pythonpath.value.is_empty()).then(|| self.pythonpath.value.join(";"));
         vec![
             text("WSGI_HANDLER", &self.wsgi_handler),
-            row("PYTHONPATH", joined, &self.pythonpath.source),
-            text("PYTHONPATH", &self.pythonpath_env),
+            row("PYTHONPATH (appended to sys.path)", joined, &self.pythonpath.source),
+            text("PYTHONPATH (read by CPython at start-up)", &self.pythonpath_env),
             path("WSGI_LOG", &self.wsgi_log),
             row(
                 "WSGI_RESTART_FILE_REGEX",
