@@ -16,8 +16,10 @@ pub struct ServeOptions {
     /// Listen on HOST:PORT or unix:/path instead of the socket a web server passes on fd 0.
     #[arg(long, value_name = "ADDRESS", env = "PYFCGI_BIND")]
     pub bind: Option<BindAddress>,
-    /// Worker threads: how many requests run at once.
-    #[arg(long, value_name = "N", env = "PYFCGI_WORKERS", default_value_t = 8)]
+    /// Worker threads: how many requests run at once. Python runs one thread at a time (the GIL), so more workers
+    /// help only applications that wait (databases, upstream HTTP, long streams); for CPU-bound apps one worker
+    /// is fastest, and processes (several pyfcgi behind the web server) add CPU.
+    #[arg(long, value_name = "N", env = "PYFCGI_WORKERS", default_value_t = 1)]
     pub workers: usize,
     /// Most connections held open at once (reported to the web server as FCGI_MAX_CONNS).
     #[arg(long, value_name = "N", env = "PYFCGI_MAX_CONNS", default_value_t = 1024)]

@@ -8,7 +8,7 @@ use std::io;
 use tracing::{debug, warn};
 
 use super::conn::{Conn, ConnError, ConnEvent};
-use crate::protocol::{ProtocolError, ResponseEncoder};
+use crate::protocol::{record, ProtocolError, ResponseEncoder};
 
 /// Buffered response bytes are written out once they reach this size, even without a flush.
 const WRITE_BUFFER: usize = 64 * 1024;
@@ -233,6 +233,12 @@ impl Exchange {
             self.write_out()?;
         }
         Ok(())
+    }
+
+    /// Whether [`Exchange::write`] of `len` bytes would only buffer, never touch the socket, so the caller may
+    /// skip releasing its locks (the GIL) around it.
+    pub fn write_is_buffered(&self, len: usize) -> bool {
+        self.out.len() + len + 2 * record::HEADER_LEN < WRITE_BUFFER
     }
 
     /// Bytes of response body (not headers) accepted so far.

@@ -43,7 +43,7 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            workers: 8,
+            workers: 1,
             max_conns: 1024,
             limits: Limits::default(),
             shutdown_timeout: Duration::from_secs(30),

@@ -50,17 +50,37 @@ impl RequestIo {
             Some(exchange) => f(exchange).map_err(Some),
             None => Err(None),
         });
-        result.map_err(|err| match err {
-            Some(err) if err.is_disconnect() => {
-                self.cancelled.store(true, Ordering::Release);
-                ClientDisconnected::new_err(err.to_string())
+        result.map_err(|err| self.to_py_err(err))
+    }
+
+    /// Like [`RequestIo::with`], but keeps the GIL when `can_stay` says the call cannot block (a write that only
+    /// buffers) and no other thread holds the exchange. Under load every GIL release is a hand-off to another
+    /// worker and back, so the common small response avoids it.
+    pub fn with_if_quick<R: Send>(
+        &self,
+        py: Python<'_>,
+        can_stay: impl FnOnce(&Exchange) -> bool,
+        f: impl FnOnce(&mut Exchange) -> Result<R, RequestError> + Send,
+    ) -> PyResult<R> {
+        if let Ok(mut guard) = self.exchange.try_lock() {
+            if let Some(exchange) = guard.as_mut() {
+                if can_stay(exchange) {
+                    return f(exchange).map_err(|e| self.to_py_err(Some(e)));
+                }
             }
+        }
+        self.with(py, f)
+    }
+
+    fn to_py_err(&self, err: Option<RequestError>) -> PyErr {
+        match err {
             Some(err) => {
+                // Whatever failed on the connection, the web server is gone for this request.
                 self.cancelled.store(true, Ordering::Release);
                 ClientDisconnected::new_err(err.to_string())
             }
             None => PyRuntimeError::new_err("this request has already finished"),
-        })
+        }
     }
 
     /// Whether the web server went away or aborted (so errors that follow are not the application's fault).
@@ -68,8 +88,12 @@ impl RequestIo {
         self.cancelled.load(Ordering::Acquire)
     }
 
-    /// Takes the exchange back at the end of the request. Waits for any application thread still using it.
+    /// Takes the exchange back at the end of the request. Waits (GIL released) for any application thread
+    /// still using it.
     pub fn take(&self, py: Python<'_>) -> Option<Exchange> {
+        if let Ok(mut guard) = self.exchange.try_lock() {
+            return guard.take();
+        }
         py.detach(|| self.lock().take())
     }
 }
@@ -254,7 +278,9 @@ impl StartResponse {
             return Ok(());
         }
         let data = &data[..allowed];
-        self.io.with(py, move |ex| {
+        let pending = data.len() + head_block.as_ref().map_or(0, Vec::len);
+        let quick = move |ex: &Exchange| !flush && ex.write_is_buffered(pending);
+        self.io.with_if_quick(py, quick, move |ex| {
             if let Some(block) = head_block {
                 ex.set_head(block);
             }

@@ -194,15 +194,23 @@ impl WsgiHandler {
         if let Some((declared, sent)) = short {
             warn!(declared, sent, "the application sent fewer bytes than its Content-Length; ending the connection so the client is not left waiting");
         }
-        let result = io.with(py, move |ex| {
-            if let Some(block) = head {
-                ex.set_head(block);
-            }
-            if abandon {
-                ex.abandon();
-            }
-            Ok(())
-        });
+        if head.is_none() && !abandon {
+            return Outcome { status, abandon: false };
+        }
+        // Setting the head or abandoning only changes state; neither touches the socket.
+        let result = io.with_if_quick(
+            py,
+            |_| true,
+            move |ex| {
+                if let Some(block) = head {
+                    ex.set_head(block);
+                }
+                if abandon {
+                    ex.abandon();
+                }
+                Ok(())
+            },
+        );
         Outcome {
             status,
             abandon: abandon || result.is_err(),

@@ -42,13 +42,19 @@ def test_every_param_is_passed_and_nothing_from_os_environ(any_bridge):
     assert "PYFCGI_TEST_RECORDS" not in env and "PATH" not in env
 
 
+def test_multithread_is_true_with_several_workers(servers):
+    server = servers("bridge:app", args=("--workers", "3"))
+    env = server.request("/", route="environ").json()["environ"]
+    assert env["wsgi.multithread"] is True
+
+
 def test_wsgi_keys(any_bridge):
     resp = any_bridge.request("/", route="environ")
     data = resp.json()
     env = data["environ"]
     assert env["wsgi.version"] == {"tuple": [1, 0]}
     assert env["wsgi.url_scheme"] == "http"
-    assert env["wsgi.multithread"] is True  # the --bind server runs 8 workers
+    assert env["wsgi.multithread"] is False  # one worker thread by default, as under wfastcgi
     assert env["wsgi.multiprocess"] is True
     assert env["wsgi.run_once"] is False
     assert env["wsgi.input_terminated"] is True
