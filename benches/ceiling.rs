@@ -42,9 +42,9 @@ impl Handler for Constant {
 fn main() -> anyhow::Result<()> {
     pyfcgi::logging::init("warn");
     let args = Args::parse();
-    let body = args
-        .body_bytes
-        .map_or_else(|| b"Hello, World!\n".to_vec(), |n| vec![b'x'; n]);
+    let streamed = args.app.as_deref().is_some_and(|app| app.starts_with("stream"));
+    let body_bytes = args.body_bytes.or(streamed.then_some(1024 * 1024));
+    let body = body_bytes.map_or_else(|| b"Hello, World!\n".to_vec(), |n| vec![b'x'; n]);
     let head = format!(
         "Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
         body.len()
