@@ -56,6 +56,25 @@ fn token(name: &str, port: u16) -> String {
 }
 
 /// Waits until `process` answers `token` on `port`; a different answer or a bind failure means the port is taken.
+/// Starts a front server whose output goes to `NAME.out` and whose logs are `error.log` and `access.log` in its
+/// scratch directory, and returns once it answers with its readiness token.
+fn spawn_ready(
+    name: &str,
+    command: Command,
+    dir: &Scratch,
+    port: u16,
+    token: &str,
+) -> Result<ServerProcess, StartError> {
+    let mut process = ServerProcess::spawn(
+        name,
+        command,
+        &dir.join(&format!("{name}.out")),
+        &[dir.join("error.log"), dir.join("access.log")],
+    );
+    wait_ready(&mut process, port, token, Duration::from_secs(15))?;
+    Ok(process)
+}
+
 fn wait_ready(process: &mut ServerProcess, port: u16, token: &str, timeout: Duration) -> Result<(), StartError> {
     let deadline = Instant::now() + timeout;
     loop {
@@ -269,13 +288,7 @@ impl Nginx {
                 .arg(dir.join("error.log"))
                 .arg("-c")
                 .arg(&conf);
-            let mut process = ServerProcess::spawn(
-                "nginx",
-                command,
-                &dir.join("nginx.out"),
-                &[dir.join("error.log"), dir.join("access.log")],
-            );
-            wait_ready(&mut process, port, &token, Duration::from_secs(15))?;
+            let process = spawn_ready("nginx", command, &dir, port, &token)?;
             Ok(Self { process, port, dir })
         })
     }
@@ -421,13 +434,7 @@ impl Lighttpd {
             let conf = dir.write("lighttpd.conf", config.render(dir.path(), port));
             let mut command = Command::new(&lighttpd);
             command.arg("-D").arg("-f").arg(&conf);
-            let mut process = ServerProcess::spawn(
-                "lighttpd",
-                command,
-                &dir.join("lighttpd.out"),
-                &[dir.join("error.log"), dir.join("access.log")],
-            );
-            wait_ready(&mut process, port, &token, Duration::from_secs(15))?;
+            let process = spawn_ready("lighttpd", command, &dir, port, &token)?;
             Ok(Self { process, port, dir })
         })
     }
@@ -650,13 +657,7 @@ impl Apache {
                 .arg(&conf)
                 .arg("-DFOREGROUND")
                 .env("LANG", "C");
-            let mut process = ServerProcess::spawn(
-                "apache",
-                command,
-                &dir.join("apache.out"),
-                &[dir.join("error.log"), dir.join("access.log")],
-            );
-            wait_ready(&mut process, port, &token, Duration::from_secs(15))?;
+            let process = spawn_ready("apache", command, &dir, port, &token)?;
             Ok(Self { process, port, dir })
         })
     }
