@@ -258,20 +258,23 @@ impl StartResponse {
     /// Content-Length, and flushes if asked.
     pub fn send(&self, py: Python<'_>, data: &[u8], flush: bool) -> PyResult<()> {
         let (head_block, allowed) = {
-            let mut state = self.state();
-            let Some(head) = &state.head else {
+            let mut guard = self.state();
+            let ResponseState {
+                head,
+                head_sent,
+                sent,
+                dropped,
+            } = &mut *guard;
+            let Some(head) = head else {
                 return Err(PyRuntimeError::new_err("start_response has not yet been called"));
             };
-            let remaining = head.content_length.map_or(u64::MAX, |cl| cl.saturating_sub(state.sent));
+            let remaining = head.content_length.map_or(u64::MAX, |cl| cl.saturating_sub(*sent));
             let allowed = usize::try_from(remaining).map_or(data.len(), |r| r.min(data.len()));
-            let block = if !state.head_sent && allowed > 0 {
-                Some(head.block.clone())
-            } else {
-                None
-            };
-            state.dropped += (data.len() - allowed) as u64;
-            state.head_sent |= block.is_some();
-            state.sent += allowed as u64;
+            // The block goes to the exchange once; after that only the status and Content-Length are needed.
+            let block = (!*head_sent && allowed > 0).then(|| std::mem::take(&mut head.block));
+            *dropped += (data.len() - allowed) as u64;
+            *head_sent |= block.is_some();
+            *sent += allowed as u64;
             (block, allowed)
         };
         if allowed == 0 && !flush {

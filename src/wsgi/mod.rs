@@ -188,7 +188,8 @@ impl WsgiHandler {
                     "the application sent more bytes than its Content-Length; the excess was not sent"
                 );
             }
-            ((!state.head_sent).then(|| head.block.clone()), head.status, short)
+            let block = (!state.head_sent).then(|| head.block.clone());
+            (block, head.status, short)
         };
         let abandon = short.is_some();
         if let Some((declared, sent)) = short {
