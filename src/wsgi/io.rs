@@ -335,7 +335,7 @@ impl StartResponse {
         }
         let head = builder.finish();
         this.state().head = Some(head);
-        slf.getattr("write")
+        slf.getattr(pyo3::intern!(slf.py(), "write"))
     }
 
     /// PEP 3333's imperative `write()`: sends the bytes at once.

@@ -197,3 +197,105 @@ def test_opt_in_path_info_from_request_uri(servers):
     assert env["wsgi.path_info"]["bytes"].encode("latin-1") == "/café/a?b".encode("utf-8")
     assert env["PATH_INFO"] == "/caf\u00c3\u00a9/a?b"
     assert env["QUERY_STRING"] == "x=1"
+
+
+# ---- environs built one after another on one worker ----
+# pyfcgi copies each environ from a template of the last request with the same parameter names (src/wsgi/environ.rs).
+# These requests go through one kept connection, so one worker thread and its templates serve them all.
+
+class Pairs(dict):
+    """Params with repeated names, in order (a dict cannot hold them)."""
+
+    def __init__(self, pairs):
+        super().__init__(pairs)
+        self.pairs = list(pairs)
+
+    def items(self):
+        return self.pairs
+
+
+def kept_environs(server, param_sets):
+    with server.connect() as conn:
+        out = []
+        for params in param_sets:
+            resp = conn.request(params, keep_conn=True)
+            assert resp.ended and resp.status == 200, resp
+            out.append(resp.json()["environ"])
+        return out
+
+
+def environ_params(path="/", query="", **kw):
+    query = "&".join(filter(None, [query, "x=environ"]))
+    return cgi_params(path, query=query, headers={"X-Route": "environ", **kw.pop("headers", {})}, **kw)
+
+
+def test_each_kept_request_sees_only_its_own_values(bridge):
+    sets = [environ_params(f"/p{i}", query=f"n={i}", headers={"X-Value": f"v{i % 2}", "Cookie": f"c={i}"},
+                           extra={"REMOTE_PORT": str(50000 + i)}) for i in range(6)]
+    for i, env in enumerate(kept_environs(bridge, sets)):
+        for name, value in sets[i].items():
+            assert env[name] == (value.decode("latin-1") if isinstance(value, bytes) else value), (i, name)
+        assert env["HTTP_X_VALUE"] == f"v{i % 2}" and env["HTTP_COOKIE"] == f"c={i}"
+
+
+def test_app_changes_to_its_environ_do_not_reach_the_next_request(bridge):
+    first = environ_params("/same", query="mutate=1")
+    second = environ_params("/same", query="mutate=1")
+    envs = kept_environs(bridge, [first, second, second])
+    for env in envs:
+        assert env["PATH_INFO"] == "/same" and env["HTTP_HOST"] == "localhost"
+        assert env["SERVER_NAME"] == "localhost" and "framework.request" not in env
+
+
+def test_repeated_names_keep_the_last_value_on_every_request(bridge):
+    sets = []
+    for i in range(4):
+        base = list(environ_params("/dup").items())
+        sets.append(Pairs(base + [("X_DUP", f"first{i}"), ("X_DUP", "second" if i < 2 else f"second{i}")]))
+    envs = kept_environs(bridge, sets)
+    assert [env["X_DUP"] for env in envs] == ["second", "second", "second2", "second3"]
+
+
+def test_scheme_and_iis_detection_follow_values_with_the_same_names(bridge):
+    sets = [
+        environ_params("/a", extra={"HTTPS": "on"}),
+        environ_params("/a", extra={"HTTPS": "off"}),
+        environ_params("/a", extra={"HTTPS": "on"}),
+        environ_params("/b/c", extra={"HTTPS": "on", "SERVER_SOFTWARE": "Microsoft-IIS/10.0", "SCRIPT_NAME": "/b/c"}),
+        environ_params("/b/d", extra={"HTTPS": "on", "SERVER_SOFTWARE": "Microsoft-IIS/10.0", "SCRIPT_NAME": "/b/d"}),
+        environ_params("/b/c", extra={"HTTPS": "on", "SCRIPT_NAME": "/b/c"}),
+    ]
+    envs = kept_environs(bridge, sets)
+    assert [env["wsgi.url_scheme"] for env in envs] == ["https", "http", "https", "https", "https", "https"]
+    # IIS clears SCRIPT_NAME and adds the raw-bytes keys; nginx's values are passed as they are.
+    assert [(env["SCRIPT_NAME"], env["PATH_INFO"]) for env in envs[3:]] == [("", "/b/c"), ("", "/b/d"), ("/b/c", "/b/c")]
+    assert envs[3]["wsgi.path_info"] == {"bytes": "/b/c"} and envs[4]["wsgi.path_info"] == {"bytes": "/b/d"}
+    assert "wsgi.path_info" not in envs[5] and "wsgi.path_info" not in envs[0]
+
+
+def test_iis_derived_keys_follow_each_request(bridge):
+    sets = [
+        environ_params(f"/h.fcgi/{i}", iis=bridge.iis_params(), headers={"X-Original-URL": f"/orig/{i}?q={i}"})
+        for i in range(3)
+    ] + [environ_params("/plain/path", iis=bridge.iis_params(), headers={"X-Original-URL": "/orig/2?q=2"})]
+    envs = kept_environs(bridge, sets)
+    for i, env in enumerate(envs[:3]):
+        assert env["PATH_INFO"] == f"/orig/{i}" and env["wsgi.path_info"] == {"bytes": f"/orig/{i}"}
+        assert env["wfastcgi.http_x_original_url"] == {"bytes": f"/orig/{i}?q={i}"}
+        assert env["wsgi.query_string"] == {"bytes": "x=environ"}
+    assert envs[3]["PATH_INFO"] == "/orig/2" and envs[3]["REQUEST_URI"].startswith("/plain/path")
+
+
+def test_many_different_name_sets_in_turn(bridge):
+    # More distinct sets than the templates a worker keeps, visited twice, each with its own extra names.
+    sets = [environ_params("/n", extra={f"X_EXTRA_{j}": f"{j}" for j in range(i)}) for i in range(7)] * 2
+    envs = kept_environs(bridge, sets)
+    for params, env in zip(sets, envs):
+        extra = {k for k in env if k.startswith("X_EXTRA_")}
+        assert extra == {k for k in params if k.startswith("X_EXTRA_")}
+
+
+def test_a_param_named_like_a_wsgi_key_does_not_override_it(bridge):
+    sets = [environ_params("/w", extra={"wsgi.url_scheme": f"gopher{i}", "wsgi.run_once": "yes"}) for i in range(2)]
+    for env in kept_environs(bridge, sets):
+        assert env["wsgi.url_scheme"] == "http" and env["wsgi.run_once"] is False

@@ -58,12 +58,19 @@ def hello(environ, start_response):
 
 @route("environ")
 def environ_dump(environ, start_response):
-    return reply_json(start_response, {
+    reply = reply_json(start_response, {
         "environ": {k: jsonable(v) for k, v in environ.items()},
         "types": {k: type(v).__name__ for k, v in environ.items()},
         "file_wrapper_callable": callable(environ.get("wsgi.file_wrapper")),
         "errors_methods": all(hasattr(environ["wsgi.errors"], m) for m in ("write", "writelines", "flush")),
     })
+    if "mutate" in query(environ):
+        # Frameworks write into the environ; none of it may reach the next request.
+        environ["PATH_INFO"] = "/mutated"
+        environ["HTTP_HOST"] = "mutated"
+        environ["framework.request"] = object()
+        del environ["SERVER_NAME"]
+    return reply
 
 
 @route("input")
