@@ -3,77 +3,16 @@
 //!
 //! `cargo bench --bench protocol` (criterion; add `-- --quick` for a short run, or a filter such as `decode`).
 
+mod common;
+
 use std::hint::black_box;
 
+use common::{encode_request, nginx_params, params_bytes, REQUEST_ID};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use pyfcgi::protocol::nv::{self, write_pair};
-use pyfcgi::protocol::record::{self, BeginRequestBody, RecordType, Role, FLAG_KEEP_CONN};
+use pyfcgi::protocol::nv;
 use pyfcgi::protocol::{Event, Limits, ManagementValues, Params, Parser, ResponseEncoder};
 
-const REQUEST_ID: u16 = 1;
 const BODY_64K: usize = 64 * 1024;
-
-/// The params nginx sends for `GET /hello?name=world` with the benchmark harness's configuration (Debian's
-/// `fastcgi_params` with `SCRIPT_NAME ""` and `PATH_INFO $uri`) and a browser's request headers.
-fn nginx_params() -> Vec<(&'static str, &'static str)> {
-    vec![
-        ("QUERY_STRING", "name=world"),
-        ("REQUEST_METHOD", "GET"),
-        ("CONTENT_TYPE", ""),
-        ("CONTENT_LENGTH", ""),
-        ("SCRIPT_NAME", ""),
-        ("PATH_INFO", "/hello"),
-        ("REQUEST_URI", "/hello?name=world"),
-        ("DOCUMENT_URI", "/hello"),
-        ("DOCUMENT_ROOT", "/usr/share/nginx/html"),
-        ("SERVER_PROTOCOL", "HTTP/1.1"),
-        ("REQUEST_SCHEME", "http"),
-        ("GATEWAY_INTERFACE", "CGI/1.1"),
-        ("SERVER_SOFTWARE", "nginx/1.22.1"),
-        ("REMOTE_ADDR", "127.0.0.1"),
-        ("REMOTE_PORT", "52814"),
-        ("SERVER_ADDR", "127.0.0.1"),
-        ("SERVER_PORT", "8080"),
-        ("SERVER_NAME", "localhost"),
-        ("HTTP_HOST", "localhost:8080"),
-        (
-            "HTTP_USER_AGENT",
-            "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
-        ),
-        (
-            "HTTP_ACCEPT",
-            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
-        ),
-        ("HTTP_ACCEPT_LANGUAGE", "en-US,en;q=0.5"),
-        ("HTTP_ACCEPT_ENCODING", "gzip, deflate, br"),
-        ("HTTP_CONNECTION", "keep-alive"),
-    ]
-}
-
-/// The PARAMS stream content (name-value pairs) of [`nginx_params`].
-fn params_bytes() -> Vec<u8> {
-    let mut raw = Vec::new();
-    for (name, value) in nginx_params() {
-        write_pair(&mut raw, name.as_bytes(), value.as_bytes());
-    }
-    raw
-}
-
-/// A whole keep-conn request as a web server sends it: BEGIN_REQUEST, the PARAMS stream and its end, the body as
-/// STDIN records of at most 65535 bytes, and the end of STDIN.
-fn encode_request(body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let begin = BeginRequestBody {
-        role: Role::Responder,
-        flags: FLAG_KEEP_CONN,
-    };
-    record::write_record(&mut out, RecordType::BeginRequest, REQUEST_ID, &begin.encode());
-    record::write_stream(&mut out, RecordType::Params, REQUEST_ID, &params_bytes());
-    record::write_stream_end(&mut out, RecordType::Params, REQUEST_ID);
-    record::write_stream(&mut out, RecordType::Stdin, REQUEST_ID, body);
-    record::write_stream_end(&mut out, RecordType::Stdin, REQUEST_ID);
-    out
-}
 
 /// Feeds one whole request to `parser` a record at a time, as the connection does, and ends the request the way
 /// the server does after END_REQUEST, so the same parser serves the next iteration (a kept connection).

@@ -1,0 +1,264 @@
+//! Micro-benchmarks of the WSGI bridge with the embedded interpreter: building the environ from nginx's params,
+//! and a whole request through the server and the WSGI handler to the hello-world app (`bench/apps/hello.py`)
+//! over an in-memory connection, so the figure is pyfcgi's and Python's per-request cost without sockets,
+//! nginx or wrk.
+//!
+//! `cargo bench --bench wsgi` (criterion; add `-- --quick` for a short run, or a filter such as `environ`).
+//! The interpreter is the one pyfcgi is built against (`PYO3_PYTHON`), started as the binary starts it.
+
+mod common;
+
+use std::hint::black_box;
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+use common::{encode_request, nginx_params, REQUEST_ID};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use pyfcgi::config::CliOverrides;
+use pyfcgi::protocol::record::{EndRequestBody, Header, ProtocolStatus, RecordType, HEADER_LEN};
+use pyfcgi::protocol::{Limits, Params};
+use pyfcgi::python::StartOptions;
+use pyfcgi::server::{serve_connection, Conn, Handler, ServerConfig, Shutdown};
+use pyfcgi::transport::Stream;
+use pyfcgi::wsgi::environ::{self, EnvironDefaults, PathRules};
+use pyfcgi::wsgi::io::FileWrapper;
+use pyfcgi::wsgi::{AppLoader, WsgiHandler};
+use pyo3::prelude::*;
+
+/// What the hello-world app answers, as a CGI response.
+const HELLO_RESPONSE: &[u8] =
+    b"Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 14\r\n\r\nHello, World!\n";
+
+/// Starts the interpreter once per process, as the binary does (no venv unless `VIRTUAL_ENV` names one).
+fn start_python() {
+    static STARTED: Once = Once::new();
+    STARTED.call_once(|| {
+        pyfcgi::logging::init("warn");
+        let info = pyfcgi::python::start(&StartOptions::default()).expect("the embedded Python starts");
+        eprintln!(
+            "embedded Python {} ({})",
+            info.version.split_whitespace().next().unwrap_or(""),
+            info.executable
+        );
+    });
+}
+
+fn environ(c: &mut Criterion) {
+    start_python();
+    let params = Params::from_pairs(nginx_params().into_iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())));
+    let defaults = EnvironDefaults {
+        multithread: false,
+        multiprocess: true,
+        rules: PathRules::default(),
+    };
+    let mut group = c.benchmark_group("environ");
+    group.throughput(Throughput::Elements(1));
+    Python::attach(|py| {
+        let input = py
+            .import("io")
+            .and_then(|io| io.getattr("BytesIO")?.call0())
+            .expect("io.BytesIO()");
+        let errors = py
+            .import("sys")
+            .and_then(|sys| sys.getattr("stderr"))
+            .expect("sys.stderr");
+        let file_wrapper = py.get_type::<FileWrapper>();
+        let environ = environ::build(py, &params, &defaults, &input, &errors, file_wrapper.as_any()).expect("environ");
+        assert_eq!(
+            environ
+                .get_item("PATH_INFO")
+                .ok()
+                .flatten()
+                .map(|v| v.to_string())
+                .as_deref(),
+            Some("/hello")
+        );
+        group.bench_function(format!("build_nginx_{}_params", params.len()), |b| {
+            b.iter(|| {
+                environ::build(
+                    py,
+                    black_box(&params),
+                    &defaults,
+                    &input,
+                    &errors,
+                    file_wrapper.as_any(),
+                )
+                .expect("environ")
+            });
+        });
+    });
+    group.finish();
+}
+
+/// A web server connection that sends the same keep-conn request `remaining` times, one request per read (nginx
+/// waits for each response before it sends the next request), then closes; it counts what pyfcgi writes and
+/// keeps a copy when asked to.
+struct Replay {
+    request: Arc<[u8]>,
+    remaining: usize,
+    pos: usize,
+    written: Arc<AtomicUsize>,
+    capture: Option<Arc<Mutex<Vec<u8>>>>,
+}
+
+impl Stream for Replay {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.request.len() {
+            if self.remaining == 0 {
+                return Ok(0);
+            }
+            self.remaining -= 1;
+            self.pos = 0;
+        }
+        let n = buf.len().min(self.request.len() - self.pos);
+        buf[..n].copy_from_slice(&self.request[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+
+    fn try_read(&mut self, _buf: &mut [u8]) -> io::Result<Option<usize>> {
+        // Like nginx: nothing more arrives until the response is complete.
+        Ok(None)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.written.fetch_add(buf.len(), Ordering::Relaxed);
+        if let Some(capture) = &self.capture {
+            capture.lock().expect("capture lock").extend_from_slice(buf);
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn peer(&self) -> &str {
+        "bench"
+    }
+}
+
+/// Serves `requests` copies of `request` on one connection, inside the handler's worker context as a pool worker
+/// does. Returns the time the connection took and the bytes written.
+fn serve(
+    handler: &WsgiHandler,
+    request: &Arc<[u8]>,
+    requests: usize,
+    capture: Option<Arc<Mutex<Vec<u8>>>>,
+) -> (Duration, usize) {
+    let written = Arc::new(AtomicUsize::new(0));
+    let stream = Replay {
+        request: request.clone(),
+        remaining: requests,
+        pos: request.len(),
+        written: written.clone(),
+        capture,
+    };
+    let config = ServerConfig::default();
+    let mut conn = Some(Conn::new(
+        Box::new(stream),
+        Limits::default(),
+        config.management_values(),
+    ));
+    let shutdown = Shutdown::new();
+    let mut elapsed = Duration::ZERO;
+    handler.run_worker(&mut |suspend| {
+        if let Some(conn) = conn.take() {
+            let started = Instant::now();
+            serve_connection(conn, handler, &shutdown, suspend);
+            elapsed = started.elapsed();
+        }
+    });
+    (elapsed, written.load(Ordering::Relaxed))
+}
+
+/// Splits pyfcgi's output into responses: each one's STDOUT content, checking that every response ends with one
+/// empty STDOUT and a successful END_REQUEST.
+fn responses(mut output: &[u8]) -> Vec<Vec<u8>> {
+    let mut done = Vec::new();
+    let mut stdout = Vec::new();
+    let mut stdout_ended = false;
+    while !output.is_empty() {
+        let header = Header::decode(output[..HEADER_LEN].try_into().expect("8 bytes")).expect("a record header");
+        assert_eq!(header.request_id, REQUEST_ID);
+        let content = &output[HEADER_LEN..HEADER_LEN + usize::from(header.content_length)];
+        match header.record_type {
+            RecordType::Stdout if content.is_empty() => stdout_ended = true,
+            RecordType::Stdout => stdout.extend_from_slice(content),
+            RecordType::EndRequest => {
+                let end = EndRequestBody::decode(content).expect("an END_REQUEST body");
+                assert_eq!(
+                    (end.app_status, end.protocol_status),
+                    (0, ProtocolStatus::RequestComplete)
+                );
+                assert!(stdout_ended, "STDOUT was closed before END_REQUEST");
+                done.push(std::mem::take(&mut stdout));
+                stdout_ended = false;
+            }
+            other => panic!("unexpected {other:?} record: {}", String::from_utf8_lossy(content)),
+        }
+        output = &output[HEADER_LEN + header.body_len()..];
+    }
+    assert!(stdout.is_empty(), "output after the last END_REQUEST");
+    done
+}
+
+fn hello_handler() -> WsgiHandler {
+    let app_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/apps");
+    // The benchmark harness's command line: `--app hello:app --app-root bench/apps --no-access-log`.
+    let loader = AppLoader::new(
+        CliOverrides {
+            wsgi_handler: Some("hello:app".into()),
+            app_root: Some(app_root),
+            access_log: Some(false),
+            ..CliOverrides::default()
+        },
+        false,
+    );
+    let handler = WsgiHandler::new(loader).expect("the WSGI handler");
+    // Loaded before the first request, as the binary does on Unix.
+    Python::attach(|py| {
+        if let Err(failure) = handler.loader().get(py, None) {
+            panic!("{}: {}", failure.context, failure.detail);
+        }
+    });
+    handler
+}
+
+fn request(c: &mut Criterion) {
+    start_python();
+    let handler = hello_handler();
+    let request: Arc<[u8]> = encode_request(b"").into();
+
+    // Outside the timing, once: the responses are the app's 200 and body, not an error page, so the benchmark
+    // cannot silently measure an error path. Each timed run must then write exactly as many bytes.
+    const CHECKED: usize = 3;
+    let capture = Arc::new(Mutex::new(Vec::new()));
+    let (_, written) = serve(&handler, &request, CHECKED, Some(capture.clone()));
+    let output = capture.lock().expect("capture lock").clone();
+    assert_eq!(written, output.len());
+    let bodies = responses(&output);
+    assert_eq!(bodies.len(), CHECKED, "one response per request");
+    for body in &bodies {
+        assert_eq!(String::from_utf8_lossy(body), String::from_utf8_lossy(HELLO_RESPONSE));
+    }
+    let per_request = written / CHECKED;
+
+    let mut group = c.benchmark_group("request");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("hello_app", |b| {
+        b.iter_custom(|iters| {
+            let requests = usize::try_from(iters).expect("iteration count fits usize");
+            let (elapsed, written) = serve(&handler, &request, requests, None);
+            assert_eq!(written, per_request * requests, "every response is the verified one");
+            elapsed
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, environ, request);
+criterion_main!(benches);
