@@ -44,7 +44,7 @@ fn decode_request(parser: &mut Parser, mut input: &[u8]) -> usize {
 fn decode(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode");
     for (name, body_len) in [("request_no_body", 0), ("request_64KiB_body", BODY_64K)] {
-        let input = encode_request(&vec![b'x'; body_len]);
+        let input = encode_request(&nginx_params(), &vec![b'x'; body_len]);
         let mut parser = Parser::new(Limits::default(), ManagementValues::default());
         assert_eq!(decode_request(&mut parser, &input), body_len);
         group.throughput(Throughput::Bytes(input.len() as u64));
@@ -86,7 +86,7 @@ fn encode(c: &mut Criterion) {
 
 fn params(c: &mut Criterion) {
     let mut group = c.benchmark_group("params");
-    let raw = params_bytes();
+    let raw = params_bytes(&nginx_params());
     let max_name_len = Limits::default().max_name_len;
     assert_eq!(
         Params::parse(raw.clone(), max_name_len).expect("valid params").len(),

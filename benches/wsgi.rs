@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
-use common::{encode_request, nginx_params, REQUEST_ID};
+use common::{encode_request, nginx_params, varied_params, Pairs, REQUEST_ID};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use pyfcgi::config::CliOverrides;
 use pyfcgi::protocol::record::{EndRequestBody, Header, ProtocolStatus, RecordType, HEADER_LEN};
@@ -27,6 +27,9 @@ use pyfcgi::wsgi::environ::{self, EnvironDefaults, PathRules};
 use pyfcgi::wsgi::io::FileWrapper;
 use pyfcgi::wsgi::{AppLoader, WsgiHandler};
 use pyo3::prelude::*;
+
+/// How many different requests the `*_5_changed` benchmarks rotate through (as from 16 client connections).
+const VARIANTS: usize = 16;
 
 /// What the hello-world app answers, as a CGI response.
 const HELLO_RESPONSE: &[u8] =
@@ -46,9 +49,14 @@ fn start_python() {
     });
 }
 
+fn to_params(pairs: &Pairs) -> Params {
+    Params::from_pairs(pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+}
+
 fn environ(c: &mut Criterion) {
     start_python();
-    let params = Params::from_pairs(nginx_params().into_iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())));
+    let params = to_params(&nginx_params());
+    let varied: Vec<Params> = (0..VARIANTS).map(|i| to_params(&varied_params(i))).collect();
     let defaults = EnvironDefaults {
         multithread: false,
         multiprocess: true,
@@ -76,6 +84,7 @@ fn environ(c: &mut Criterion) {
                 .as_deref(),
             Some("/hello")
         );
+        // The same request every time: the best case for anything cached between requests.
         group.bench_function(format!("build_nginx_{}_params", params.len()), |b| {
             b.iter(|| {
                 environ::build(
@@ -89,15 +98,26 @@ fn environ(c: &mut Criterion) {
                 .expect("environ")
             });
         });
+        // Each request differs from the previous one in the client port, URI, path and query, as in real traffic.
+        group.bench_function(format!("build_nginx_{}_params_5_changed", params.len()), |b| {
+            let mut next = 0;
+            b.iter(|| {
+                let params = &varied[next % VARIANTS];
+                next += 1;
+                environ::build(py, black_box(params), &defaults, &input, &errors, file_wrapper.as_any())
+                    .expect("environ")
+            });
+        });
     });
     group.finish();
 }
 
-/// A web server connection that sends the same keep-conn request `remaining` times, one request per read (nginx
-/// waits for each response before it sends the next request), then closes; it counts what pyfcgi writes and
-/// keeps a copy when asked to.
+/// A web server connection that sends `remaining` keep-conn requests, taken in turn from `requests`, one request
+/// per read (nginx waits for each response before it sends the next request), then closes; it counts what pyfcgi
+/// writes and keeps a copy when asked to.
 struct Replay {
-    request: Arc<[u8]>,
+    requests: Arc<Vec<Vec<u8>>>,
+    current: usize,
     remaining: usize,
     pos: usize,
     written: Arc<AtomicUsize>,
@@ -106,15 +126,17 @@ struct Replay {
 
 impl Stream for Replay {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.pos == self.request.len() {
+        if self.pos == self.requests[self.current].len() {
             if self.remaining == 0 {
                 return Ok(0);
             }
             self.remaining -= 1;
+            self.current = (self.current + 1) % self.requests.len();
             self.pos = 0;
         }
-        let n = buf.len().min(self.request.len() - self.pos);
-        buf[..n].copy_from_slice(&self.request[self.pos..self.pos + n]);
+        let request = &self.requests[self.current];
+        let n = buf.len().min(request.len() - self.pos);
+        buf[..n].copy_from_slice(&request[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
     }
@@ -141,19 +163,21 @@ impl Stream for Replay {
     }
 }
 
-/// Serves `requests` copies of `request` on one connection, inside the handler's worker context as a pool worker
-/// does. Returns the time the connection took and the bytes written.
+/// Serves `count` requests taken in turn from `requests` on one connection, inside the handler's worker context as
+/// a pool worker does. Returns the time the connection took and the bytes written.
 fn serve(
     handler: &WsgiHandler,
-    request: &Arc<[u8]>,
-    requests: usize,
+    requests: &Arc<Vec<Vec<u8>>>,
+    count: usize,
     capture: Option<Arc<Mutex<Vec<u8>>>>,
 ) -> (Duration, usize) {
     let written = Arc::new(AtomicUsize::new(0));
+    let last = requests.len() - 1;
     let stream = Replay {
-        request: request.clone(),
-        remaining: requests,
-        pos: request.len(),
+        requests: requests.clone(),
+        current: last,
+        remaining: count,
+        pos: requests[last].len(),
         written: written.clone(),
         capture,
     };
@@ -228,35 +252,49 @@ fn hello_handler() -> WsgiHandler {
     handler
 }
 
-fn request(c: &mut Criterion) {
-    start_python();
-    let handler = hello_handler();
-    let request: Arc<[u8]> = encode_request(b"").into();
-
-    // Outside the timing, once: the responses are the app's 200 and body, not an error page, so the benchmark
-    // cannot silently measure an error path. Each timed run must then write exactly as many bytes.
-    const CHECKED: usize = 3;
+/// Serves a few requests outside the timing and checks that each got the app's 200 and body, not an error page,
+/// so the benchmark cannot silently measure an error path. Returns the bytes one response takes, which every
+/// timed run must then match.
+fn verified_response_len(handler: &WsgiHandler, requests: &Arc<Vec<Vec<u8>>>) -> usize {
+    let checked = requests.len() + 1;
     let capture = Arc::new(Mutex::new(Vec::new()));
-    let (_, written) = serve(&handler, &request, CHECKED, Some(capture.clone()));
+    let (_, written) = serve(handler, requests, checked, Some(capture.clone()));
     let output = capture.lock().expect("capture lock").clone();
     assert_eq!(written, output.len());
     let bodies = responses(&output);
-    assert_eq!(bodies.len(), CHECKED, "one response per request");
+    assert_eq!(bodies.len(), checked, "one response per request");
     for body in &bodies {
         assert_eq!(String::from_utf8_lossy(body), String::from_utf8_lossy(HELLO_RESPONSE));
     }
-    let per_request = written / CHECKED;
+    written / checked
+}
 
+fn request(c: &mut Criterion) {
+    start_python();
+    let handler = hello_handler();
+    let cases = [
+        // The same request every time, as wrk sends through one nginx connection.
+        ("hello_app", vec![encode_request(&nginx_params(), b"")]),
+        // Requests that differ in client port, URI, path and query, as in real traffic.
+        (
+            "hello_app_5_changed",
+            (0..VARIANTS).map(|i| encode_request(&varied_params(i), b"")).collect(),
+        ),
+    ];
     let mut group = c.benchmark_group("request");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("hello_app", |b| {
-        b.iter_custom(|iters| {
-            let requests = usize::try_from(iters).expect("iteration count fits usize");
-            let (elapsed, written) = serve(&handler, &request, requests, None);
-            assert_eq!(written, per_request * requests, "every response is the verified one");
-            elapsed
+    for (name, requests) in cases {
+        let requests = Arc::new(requests);
+        let per_request = verified_response_len(&handler, &requests);
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let count = usize::try_from(iters).expect("iteration count fits usize");
+                let (elapsed, written) = serve(&handler, &requests, count, None);
+                assert_eq!(written, per_request * count, "every response is the verified one");
+                elapsed
+            });
         });
-    });
+    }
     group.finish();
 }
 

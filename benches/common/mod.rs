@@ -5,10 +5,13 @@ use pyfcgi::protocol::record::{self, BeginRequestBody, RecordType, Role, FLAG_KE
 
 pub const REQUEST_ID: u16 = 1;
 
+/// A request's parameters, in the order the web server sends them.
+pub type Pairs = Vec<(&'static str, String)>;
+
 /// The params nginx sends for `GET /hello?name=world` with the benchmark harness's configuration (Debian's
 /// `fastcgi_params` with `SCRIPT_NAME ""` and `PATH_INFO $uri`) and a browser's request headers.
-pub fn nginx_params() -> Vec<(&'static str, &'static str)> {
-    vec![
+pub fn nginx_params() -> Pairs {
+    [
         ("QUERY_STRING", "name=world"),
         ("REQUEST_METHOD", "GET"),
         ("CONTENT_TYPE", ""),
@@ -40,12 +43,33 @@ pub fn nginx_params() -> Vec<(&'static str, &'static str)> {
         ("HTTP_ACCEPT_ENCODING", "gzip, deflate, br"),
         ("HTTP_CONNECTION", "keep-alive"),
     ]
+    .into_iter()
+    .map(|(name, value)| (name, value.to_owned()))
+    .collect()
 }
 
-/// The PARAMS stream content (name-value pairs) of [`nginx_params`].
-pub fn params_bytes() -> Vec<u8> {
+/// [`nginx_params`] with the five values that differ between requests in real traffic changed as for request
+/// number `i`: the client's port (another connection), the URI and, from it, the path and the query string.
+/// Same names in the same order, so per-name caches still hit; per-value ones do not.
+#[allow(dead_code)] // only the WSGI benchmarks use it
+pub fn varied_params(i: usize) -> Pairs {
+    let mut params = nginx_params();
+    for (name, value) in &mut params {
+        *value = match *name {
+            "REMOTE_PORT" => (40000 + i).to_string(),
+            "REQUEST_URI" => format!("/items/{i}?page={i}"),
+            "PATH_INFO" | "DOCUMENT_URI" => format!("/items/{i}"),
+            "QUERY_STRING" => format!("page={i}"),
+            _ => continue,
+        };
+    }
+    params
+}
+
+/// The PARAMS stream content (name-value pairs).
+pub fn params_bytes(params: &[(&str, String)]) -> Vec<u8> {
     let mut raw = Vec::new();
-    for (name, value) in nginx_params() {
+    for (name, value) in params {
         write_pair(&mut raw, name.as_bytes(), value.as_bytes());
     }
     raw
@@ -53,14 +77,14 @@ pub fn params_bytes() -> Vec<u8> {
 
 /// A whole keep-conn request as a web server sends it: BEGIN_REQUEST, the PARAMS stream and its end, the body as
 /// STDIN records of at most 65535 bytes, and the end of STDIN.
-pub fn encode_request(body: &[u8]) -> Vec<u8> {
+pub fn encode_request(params: &[(&str, String)], body: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     let begin = BeginRequestBody {
         role: Role::Responder,
         flags: FLAG_KEEP_CONN,
     };
     record::write_record(&mut out, RecordType::BeginRequest, REQUEST_ID, &begin.encode());
-    record::write_stream(&mut out, RecordType::Params, REQUEST_ID, &params_bytes());
+    record::write_stream(&mut out, RecordType::Params, REQUEST_ID, &params_bytes(params));
     record::write_stream_end(&mut out, RecordType::Params, REQUEST_ID);
     record::write_stream(&mut out, RecordType::Stdin, REQUEST_ID, body);
     record::write_stream_end(&mut out, RecordType::Stdin, REQUEST_ID);
