@@ -384,9 +384,21 @@ wrk_once() {   # wrk_once CONNS SECONDS OUTFILE
         --timeout 10s --latency -s "$LIB/$script" "$URL" >"$out" 2>&1
 }
 
-measure_backend() {   # measure_backend BACKEND APP
+# Every backend of an app runs at the same time (each behind its own nginx) and the measured runs are
+# interleaved: round r measures each backend once, starting one place further along the list each round.
+# On a shared machine the available CPU drifts by tens of percent over minutes; interleaving spreads that
+# drift over all backends instead of favouring whichever happened to run in a quiet minute, which is what
+# makes the ratios between them (× uWSGI, × ceiling) meaningful.
+declare -A B_PID B_NGINX B_URL B_CELL B_LOG B_LIVE B_SETTLED B_NERR0
+
+nginx_errors() {   # nginx_errors ERROR_LOG: how many error-level lines it has
+    grep -cE '\[(error|crit|alert|emerg)\]' "$1" 2>/dev/null || true
+}
+
+start_backend() {   # start_backend BACKEND APP: start it and its nginx; B_LIVE[BACKEND]=1 once it answers right
     local b=$1 a=$2
     APP=$a
+    B_LIVE[$b]=0
     backend_setup "$b" "$a"
     if [ -n "$SKIP" ]; then
         log "$b/$a: skipped: $SKIP"
@@ -404,14 +416,14 @@ measure_backend() {   # measure_backend BACKEND APP
     write_nginx_conf "$cell/nginx" "$nport"
     start_group "$cell/nginx.log" nginx -p "$cell/nginx" -c "$cell/nginx/nginx.conf" -e "$cell/nginx/error.log"
     local npid=$STARTED_PID
-    URL="http://127.0.0.1:$nport/"
+    local url="http://127.0.0.1:$nport/"
 
     # Ready and correct? Up to 30 s for the first right answer.
     local probe_mode="" ok=0 i out=""
     [ "$b" = ceiling ] && probe_mode=status-only
     for i in $(seq 100); do
         if ! kill -0 "$bpid" 2>/dev/null; then break; fi
-        if out=$("$PYTHON" "$LIB/probe.py" "$a" "$URL" $probe_mode 2>&1); then ok=1; break; fi
+        if out=$("$PYTHON" "$LIB/probe.py" "$a" "$url" $probe_mode 2>&1); then ok=1; break; fi
         sleep 0.3
     done
     if [ "$ok" != 1 ]; then
@@ -422,65 +434,113 @@ measure_backend() {   # measure_backend BACKEND APP
         stop_group "$npid"; stop_group "$bpid"
         return 0
     fi
+    B_PID[$b]=$bpid B_NGINX[$b]=$npid B_URL[$b]=$url B_CELL[$b]=$cell B_LOG[$b]=$blog B_LIVE[$b]=1
+    # Connection refusals while the probe waited for start-up are not the backend's fault.
+    B_NERR0[$b]=$(nginx_errors "$cell/nginx/error.log")
+}
 
-    local c r
+warm_backend() {   # warm_backend BACKEND APP CONNS
+    # Warm up until two warm-ups in a row agree within 25% on req/s, each
+    # twice as long as the one before (at most WARMUP_MAX of them).
+    # Backends that start processes on demand (wfastcgi: one per nginx
+    # connection) need this: nginx drops the connections whose requests
+    # are in flight when wrk stops, so a warm-up shorter than the
+    # backend's start-up never reaches the steady state.
+    local b=$1 a=$2 c=$3
+    APP=$a URL=${B_URL[$b]}
+    local cell=${B_CELL[$b]} w secs=$WARMUP prev=-1 cur settled=false
+    for w in $(seq "$WARMUP_MAX"); do
+        wrk_once "$c" "$secs" "$cell/warmup-c$c-$w.txt" || true
+        cur=$(grep '^WRKJSON ' "$cell/warmup-c$c-$w.txt" | head -1 | sed 's/.*"requests":\([0-9]*\).*/\1/')
+        cur=$(( ${cur:-0} / secs ))
+        log "$b/$a: c=$c warm-up $w (${secs}s): $cur req/s"
+        if [ "$cur" -gt 0 ] && [ "$prev" -gt 0 ] \
+            && [ $((cur * 4)) -ge $((prev * 3)) ] && [ $((cur * 3)) -le $((prev * 4)) ]; then
+            settled=true
+            break
+        fi
+        prev=$cur
+        secs=$((secs * 2))
+    done
+    [ "$settled" = true ] || log "$b/$a: c=$c warm-up did not settle; measuring anyway (marked in the report)"
+    B_SETTLED[$b]=$settled
+}
+
+run_backend() {   # run_backend BACKEND APP CONNS RUN: one measured wrk run; a failure ends the backend
+    local b=$1 a=$2 c=$3 r=$4
+    APP=$a URL=${B_URL[$b]}
+    local cell=${B_CELL[$b]} bpid=${B_PID[$b]} npid=${B_NGINX[$b]} blog=${B_LOG[$b]}
+    local wout="$cell/wrk-c$c-r$r.txt" rout="$cell/rss-c$c-r$r.json" fout="$cell/nginx-c$c-r$r.json"
+    # Memory and CPU of the backend's process tree, and CPU of nginx, sampled during the run.
+    setsid "$PYTHON" "$LIB/rss.py" "$bpid" "$rout" 0.2 </dev/null &
+    local spid=$!
+    STARTED_PGIDS+=("$spid")
+    setsid "$PYTHON" "$LIB/rss.py" "$npid" "$fout" 0.2 </dev/null &
+    local fpid=$!
+    STARTED_PGIDS+=("$fpid")
+    local wrk_rc=0
+    wrk_once "$c" "$DURATION" "$wout" || wrk_rc=$?
+    stop_group "$spid"
+    stop_group "$fpid"
+    local alive=true
+    kill -0 "$bpid" 2>/dev/null || alive=false
+    local line
+    line=$(grep '^WRKJSON ' "$wout" | head -1 | cut -d' ' -f2- || true)
+    local nreq=0
+    [ -n "$line" ] && nreq=$("$PYTHON" -c 'import json,sys; print(json.loads(sys.argv[1])["requests"])' "$line")
+    if [ "$wrk_rc" != 0 ] || [ -z "$line" ] || [ "$alive" = false ] || [ "$nreq" = 0 ]; then
+        local why="wrk exit $wrk_rc"
+        [ "$nreq" = 0 ] && why="no request completed in ${DURATION}s"
+        [ "$alive" = false ] && why="backend died during the run"
+        log "$b/$a: c=$c run $r FAILED: $why"
+        record_status "$b" "$a" failed "c=$c run $r: $why" "$wout" "$blog" "$cell/nginx/error.log"
+        stop_group "$npid"; stop_group "$bpid"
+        B_LIVE[$b]=0
+        return 0
+    fi
+    local rss='{}' front='{}'
+    [ -s "$rout" ] && rss=$(cat "$rout")
+    [ -s "$fout" ] && front=$(cat "$fout")
+    record "{\"backend\":\"$b\",\"app\":\"$a\",\"status\":\"ok\",\"conns\":$c,\"run\":$r,\"warmup_settled\":${B_SETTLED[$b]},\"wrk\":$line,\"mem\":$rss,\"front\":$front}"
+    log "$b/$a: c=$c run $r: $("$PYTHON" -c 'import json,sys; w=json.loads(sys.argv[1]); print("%.0f req/s, p50 %.2f ms, p99 %.2f ms, errors %d" % (w["requests"]/w["duration_us"]*1e6, w["p50_us"]/1e3, w["p99_us"]/1e3, sum(v for k,v in w.items() if k.startswith("err_"))))' "$line")"
+}
+
+stop_backend() {   # stop_backend BACKEND APP: stop it and its nginx, and report nginx's complaints about it
+    local b=$1 a=$2
+    local cell=${B_CELL[$b]}
+    stop_group "${B_NGINX[$b]}"
+    stop_group "${B_PID[$b]}"
+    B_LIVE[$b]=0
+    # nginx's complaints about the upstream (resets, bad records) once it was serving are reported.
+    local nerr
+    nerr=$(( $(nginx_errors "$cell/nginx/error.log") - ${B_NERR0[$b]:-0} ))
+    record_status "$b" "$a" done "nginx error-log lines: $nerr" "${B_LOG[$b]}" "$cell/nginx/error.log"
+}
+
+measure_app() {   # measure_app APP: every backend, interleaved (see above)
+    local a=$1 b c r i
+    local live=()
+    for b in $BACKENDS; do
+        start_backend "$b" "$a"
+        if [ "${B_LIVE[$b]}" = 1 ]; then live+=("$b"); fi
+    done
+    [ "${#live[@]}" -gt 0 ] || return 0
+    local n=${#live[@]}
     for c in $CONNS; do
-        # Warm up until two warm-ups in a row agree within 25% on req/s, each
-        # twice as long as the one before (at most WARMUP_MAX of them).
-        # Backends that start processes on demand (wfastcgi: one per nginx
-        # connection) need this: nginx drops the connections whose requests
-        # are in flight when wrk stops, so a warm-up shorter than the
-        # backend's start-up never reaches the steady state.
-        local w secs=$WARMUP prev=-1 cur settled=false
-        for w in $(seq "$WARMUP_MAX"); do
-            wrk_once "$c" "$secs" "$cell/warmup-c$c-$w.txt" || true
-            cur=$(grep '^WRKJSON ' "$cell/warmup-c$c-$w.txt" | head -1 | sed 's/.*"requests":\([0-9]*\).*/\1/')
-            cur=$(( ${cur:-0} / secs ))
-            log "$b/$a: c=$c warm-up $w (${secs}s): $cur req/s"
-            if [ "$cur" -gt 0 ] && [ "$prev" -gt 0 ] \
-                && [ $((cur * 4)) -ge $((prev * 3)) ] && [ $((cur * 3)) -le $((prev * 4)) ]; then
-                settled=true
-                break
-            fi
-            prev=$cur
-            secs=$((secs * 2))
+        for b in "${live[@]}"; do
+            if [ "${B_LIVE[$b]}" = 1 ]; then warm_backend "$b" "$a" "$c"; fi
         done
-        [ "$settled" = true ] || log "$b/$a: c=$c warm-up did not settle; measuring anyway (marked in the report)"
         for r in $(seq "$RUNS"); do
-            local wout="$cell/wrk-c$c-r$r.txt" rout="$cell/rss-c$c-r$r.json"
-            setsid "$PYTHON" "$LIB/rss.py" "$bpid" "$rout" 0.2 </dev/null &
-            local spid=$!
-            STARTED_PGIDS+=("$spid")
-            local wrk_rc=0
-            wrk_once "$c" "$DURATION" "$wout" || wrk_rc=$?
-            stop_group "$spid"
-            local alive=true
-            kill -0 "$bpid" 2>/dev/null || alive=false
-            local line
-            line=$(grep '^WRKJSON ' "$wout" | head -1 | cut -d' ' -f2- || true)
-            local nreq=0
-            [ -n "$line" ] && nreq=$("$PYTHON" -c 'import json,sys; print(json.loads(sys.argv[1])["requests"])' "$line")
-            if [ "$wrk_rc" != 0 ] || [ -z "$line" ] || [ "$alive" = false ] || [ "$nreq" = 0 ]; then
-                local why="wrk exit $wrk_rc"
-                [ "$nreq" = 0 ] && why="no request completed in ${DURATION}s"
-                [ "$alive" = false ] && why="backend died during the run"
-                log "$b/$a: c=$c run $r FAILED: $why"
-                record_status "$b" "$a" failed "c=$c run $r: $why" "$wout" "$blog" "$cell/nginx/error.log"
-                stop_group "$npid"; stop_group "$bpid"
-                return 0
-            fi
-            local rss='{}'
-            [ -s "$rout" ] && rss=$(cat "$rout")
-            record "{\"backend\":\"$b\",\"app\":\"$a\",\"status\":\"ok\",\"conns\":$c,\"run\":$r,\"warmup_settled\":$settled,\"wrk\":$line,\"mem\":$rss}"
-            log "$b/$a: c=$c run $r: $("$PYTHON" -c 'import json,sys; w=json.loads(sys.argv[1]); print("%.0f req/s, p50 %.2f ms, p99 %.2f ms, errors %d" % (w["requests"]/w["duration_us"]*1e6, w["p50_us"]/1e3, w["p99_us"]/1e3, sum(v for k,v in w.items() if k.startswith("err_"))))' "$line")"
+            for i in $(seq 0 $((n - 1))); do
+                b=${live[$(( (i + r - 1) % n ))]}
+                if [ "${B_LIVE[$b]}" = 1 ]; then run_backend "$b" "$a" "$c" "$r"; fi
+            done
         done
     done
-    stop_group "$npid"
-    stop_group "$bpid"
-    # nginx's complaints about the upstream (resets, bad records) are reported.
-    local nerr
-    nerr=$(grep -cE '\[(error|crit|alert|emerg)\]' "$cell/nginx/error.log" 2>/dev/null || true)
-    record_status "$b" "$a" done "nginx error-log lines: ${nerr:-0}" "$blog" "$cell/nginx/error.log"
+    for b in "${live[@]}"; do
+        if [ "${B_LIVE[$b]}" = 1 ]; then stop_backend "$b" "$a"; fi
+    done
+    return 0
 }
 
 # ---------------------------------------------------------------- main
@@ -504,9 +564,7 @@ RAW="$RUN_DIR/raw.jsonl"
 
 log "run dir $RUN_DIR; RUNS=$RUNS DURATION=${DURATION}s WARMUP=${WARMUP}s CONNS='$CONNS' APPS='$APPS'"
 for a in $APPS; do
-    for b in $BACKENDS; do
-        measure_backend "$b" "$a"
-    done
+    measure_app "$a"
 done
 
 "$PYTHON" "$LIB/aggregate.py" "$RUN_DIR/meta.json" "$RAW" "$OUT_DIR/latest.md" "$OUT_DIR/latest.json"

@@ -25,9 +25,14 @@ APP_TITLES = {
 
 
 def run_figures(rec):
-    w, mem = rec["wrk"], rec.get("mem") or {}
+    w, mem, front = rec["wrk"], rec.get("mem") or {}, rec.get("front") or {}
     secs = w["duration_us"] / 1e6
+    per_request_us = 1e6 / max(w["requests"], 1)
     return {
+        # CPU the process tree used during the run, per request served: what the backend (or nginx) itself costs,
+        # whichever of wrk, nginx and the backend the two shared cores ran out for.
+        "cpu_us": mem["cpu_s"] * per_request_us if "cpu_s" in mem else None,
+        "front_cpu_us": front["cpu_s"] * per_request_us if "cpu_s" in front else None,
         "rps": w["requests"] / secs,
         "p50_ms": w["p50_us"] / 1e3,
         "p99_ms": w["p99_us"] / 1e3,
@@ -51,6 +56,9 @@ def summarise(runs):
     out = {"runs": len(figs)}
     for k in ("rps", "p50_ms", "p99_ms", "mib_s", "rss_mib", "pss_mib", "hwm_mib"):
         out[k] = {"median": statistics.median(col(k)), "min": min(col(k)), "max": max(col(k))}
+    for k in ("cpu_us", "front_cpu_us"):
+        values = [v for v in col(k) if v is not None]
+        out[k] = {"median": statistics.median(values), "min": min(values), "max": max(values)} if values else None
     out["errors"] = sum(col("errors"))
     out["non2xx"] = sum(col("non2xx"))
     out["socket_errors"] = sum(col("socket_errors"))
@@ -123,8 +131,9 @@ def main():
     for app in apps:
         lines.append("### %s" % APP_TITLES.get(app, app))
         lines.append("")
-        lines.append("| backend | conns | req/s | p50 ms | p99 ms | MiB/s | errors | peak RSS / PSS MiB (procs) | × uWSGI | × ceiling |")
-        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        lines.append("| backend | conns | req/s | p50 ms | p99 ms | MiB/s | errors | peak RSS / PSS MiB (procs) "
+                     "| CPU µs/req backend / nginx | × uWSGI | × ceiling |")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for b in backends:
             notes = [r for r in status.get((b, app), []) if r["status"] in ("skipped", "failed")]
             for r in notes:
@@ -144,19 +153,21 @@ def main():
                 if cell["errors"]:
                     err = "**%d** (%d non-2xx, %d socket)" % (cell["errors"], cell["non2xx"], cell["socket_errors"])
                 mark = "" if cell["warmup_settled"] else " ²"
-                lines.append("| %s%s | %d | %s | %s | %s | %s | %s | %s / %s (%d) | %s | %s |" % (
+                cpu = "%s / %s" % tuple(fmt_num(cell[k]["median"]) if cell.get(k) else "–"
+                                        for k in ("cpu_us", "front_cpu_us"))
+                lines.append("| %s%s | %d | %s | %s | %s | %s | %s | %s / %s (%d) | %s | %s | %s |" % (
                     b, mark, c, spread(cell["rps"]), spread(cell["p50_ms"]), spread(cell["p99_ms"]),
                     fmt_num(cell["mib_s"]["median"]), err,
                     fmt_num(cell["rss_mib"]["median"]), fmt_num(cell["pss_mib"]["median"]), cell["procs"],
-                    x_ref, x_ceil))
+                    cpu, x_ref, x_ceil))
             for r in notes:
                 word = "skipped" if r["status"] == "skipped" else "**FAILED**"
                 if had_cell and r["status"] == "skipped":
                     continue
-                lines.append("| %s | – | %s: %s | | | | | | | |" % (
+                lines.append("| %s | – | %s: %s | | | | | | | | |" % (
                     b, word, r["reason"].replace("|", "\\|").replace("\n", " ")[:200]))
             if not had_cell and not notes:
-                lines.append("| %s | – | no result recorded | | | | | | | |" % b)
+                lines.append("| %s | – | no result recorded | | | | | | | | |" % b)
         lines.append("")
 
     lines.append("Columns: req/s, p50 and p99 latency (wrk, from the client through nginx) "
@@ -165,7 +176,10 @@ def main():
                  "errors are summed over the runs (non-2xx/3xx answers plus connect, read, write "
                  "and timeout socket errors); peak RSS / PSS is the largest sum over the backend's "
                  "process tree (nginx and wrk excluded) sampled every 0.2 s during each run, median "
-                 "over runs, with the most processes seen; × uWSGI and × ceiling are ratios of "
+                 "over runs, with the most processes seen; CPU µs/req is the user + system CPU time "
+                 "the backend's process tree and nginx's used during each run divided by the requests "
+                 "served (median over runs): what each side costs per request, whichever of them the "
+                 "shared cores ran out for; × uWSGI and × ceiling are ratios of "
                  "median req/s to those backends' in the same run, app and connection count.")
     lines.append("")
     lines.append("¹ The ceiling answers the stream cell with the same 1 MiB body (in one write), and drains upload bodies.")
