@@ -4,6 +4,7 @@
 //! exactly one END_REQUEST after draining any body the application left unread.
 
 use std::io;
+use std::time::{Duration, Instant};
 
 use tracing::{debug, warn};
 
@@ -73,7 +74,15 @@ pub struct Exchange {
     body_sent: u64,
     failed: Option<FailState>,
     abandoned: bool,
+    /// When [`Exchange::flush`] last looked for an abort (see [`ABORT_POLL_INTERVAL`]).
+    abort_polled: Option<Instant>,
 }
+
+/// How often, at most, a flush looks for ABORT_REQUEST or a vanished peer. A streamed response flushes every
+/// chunk (16 per MiB in 64 KiB chunks); looking each time cost one failed non-blocking `recv` per chunk. Write
+/// errors still show a vanished peer at once, and a stop a few milliseconds later changes nothing for a client
+/// that has gone.
+const ABORT_POLL_INTERVAL: Duration = Duration::from_millis(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FailState {
@@ -94,6 +103,7 @@ impl Exchange {
             body_sent: 0,
             failed: None,
             abandoned: false,
+            abort_polled: None,
         }
     }
 
@@ -256,13 +266,22 @@ impl Exchange {
         Ok(())
     }
 
-    /// Writes everything buffered, then looks (without blocking) for an abort or a vanished peer.
+    /// Writes everything buffered, then looks (without blocking, at most every [`ABORT_POLL_INTERVAL`]) for an
+    /// abort or a vanished peer.
     ///
     /// # Errors
     /// When the web server went away or aborted the request.
     pub fn flush(&mut self) -> Result<(), RequestError> {
         self.check()?;
         self.write_out()?;
+        let now = Instant::now();
+        if self
+            .abort_polled
+            .is_some_and(|at| now.duration_since(at) < ABORT_POLL_INTERVAL)
+        {
+            return Ok(());
+        }
+        self.abort_polled = Some(now);
         self.poll_abort()
     }
 
