@@ -108,17 +108,21 @@ ensure_venv() {
     local tag
     tag=$("$PYTHON" -c 'import sys; print("py%d%d" % sys.version_info[:2])')
     VENV="$WORK_DIR/venv-$tag"
-    local stamp="$VENV/.bench-requirements"
-    if [ -f "$stamp" ] && cmp -s "$stamp" "$BENCH_DIR/requirements.txt"; then
+    local stamp="$VENV/.bench-requirements" wanted
+    # The venv's scripts carry its absolute path in their #! lines, so a venv copied or moved from another
+    # checkout is rebuilt, like one made from other requirements.
+    wanted=$(cat "$BENCH_DIR/requirements.txt"; echo "# venv: $VENV")
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
         :
     else
         [ "$INSTALL" = 1 ] || die "venv $VENV missing or stale and --no-install given"
         log "creating venv $VENV with $PYTHON (uWSGI builds from source: about a minute)"
-        [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+        rm -rf "$VENV"
+        "$PYTHON" -m venv "$VENV"
         timeout 900 "$VENV/bin/pip" install -q --disable-pip-version-check \
             -r "$BENCH_DIR/requirements.txt" >"$WORK_DIR/pip.log" 2>&1 \
             || { tail -30 "$WORK_DIR/pip.log" >&2; die "pip install failed (log: $WORK_DIR/pip.log)"; }
-        cp "$BENCH_DIR/requirements.txt" "$stamp"
+        printf '%s\n' "$wanted" >"$stamp"
     fi
     VPY="$VENV/bin/python"
     # uWSGI links the CPython's libpython; check that it loads.
@@ -151,6 +155,9 @@ kill_group() {   # kill_group PGID: TERM, up to 5 s grace, then KILL
 
 cleanup() {
     local pg
+    # A second Ctrl-C or TERM (timeout and the terminal both send one) must not cut the cleanup short and leave
+    # backends and nginx running.
+    trap '' INT TERM
     for pg in "${STARTED_PGIDS[@]}"; do kill_group "$pg"; done
     STARTED_PGIDS=()
     wait 2>/dev/null || true

@@ -14,7 +14,6 @@ import os
 import re
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BODY_MIB = 1.0  # the stream app answers and the upload app receives 1 MiB per request
 
 
 def cell(cells, backend, app, conns):
@@ -44,22 +43,43 @@ def targets(data):
         shown = f"{value:.2f}×" if goal >= 0 else f"{value:.2f}×"
         rows.append((name, shown, f"≥ {goal}×" if goal >= 0 else f"≤ {-goal}×", "met" if met else "missed", note))
 
-    hello16 = {b: cell(cells, b, "hello", 16) for b in ("pyfcgi-bind", "uwsgi", "ceiling")}
-    hello1 = {b: cell(cells, b, "hello", 1) for b in ("pyfcgi-bind", "ceiling")}
-    add("hello, 16 conns: pyfcgi / uWSGI (req/s)", ratio(rate(hello16["pyfcgi-bind"]), rate(hello16["uwsgi"])), 2)
-    add("hello, 16 conns: pyfcgi / ceiling (req/s)", ratio(rate(hello16["pyfcgi-bind"]), rate(hello16["ceiling"])), 0.75)
-    add("hello, 1 conn: pyfcgi / ceiling (req/s)", ratio(rate(hello1["pyfcgi-bind"]), rate(hello1["ceiling"])), 0.85)
-    flask = {b: cell(cells, b, "flask", 16) for b in ("pyfcgi-bind", "uwsgi")}
-    add("Flask hello, 16 conns: pyfcgi / uWSGI (req/s)", ratio(rate(flask["pyfcgi-bind"]), rate(flask["uwsgi"])), 1.3)
+    def r(backend, app, conns, other):
+        return ratio(rate(cell(cells, backend, app, conns)), rate(cell(cells, other, app, conns)))
+
+    def fd0_note(app, conns, other):
+        value = r("pyfcgi-fd0", app, conns, other)
+        return f"the same binary spawned on fd 0: {value:.2f}×" if value else ""
+
+    def cpu(backend, app, conns, key="cpu_us"):
+        c = cell(cells, backend, app, conns)
+        return c[key]["median"] if c and c.get(key) else None
+
+    def cpu_note(app, conns):
+        figures = [(name, cpu(b, app, conns)) for name, b in (("pyfcgi", "pyfcgi-bind"), ("uWSGI", "uwsgi"))]
+        figures.append(("nginx (pyfcgi cell)", cpu("pyfcgi-bind", app, conns, "front_cpu_us")))
+        shown = ", ".join(f"{name} {value:.0f}" for name, value in figures if value is not None)
+        ceiling = r("ceiling", app, conns, "uwsgi")
+        parts = [f"CPU µs per request: {shown}"] if shown else []
+        if ceiling:
+            parts.append(f"the ceiling (no Python) reaches {ceiling:.2f}× uWSGI here")
+        return "; ".join(parts)
+
+    add("hello, 16 conns: pyfcgi / uWSGI (req/s)", r("pyfcgi-bind", "hello", 16, "uwsgi"), 2,
+        fd0_note("hello", 16, "uwsgi"))
+    add("hello, 16 conns: pyfcgi / ceiling (req/s)", r("pyfcgi-bind", "hello", 16, "ceiling"), 0.75,
+        fd0_note("hello", 16, "ceiling"))
+    add("hello, 1 conn: pyfcgi / ceiling (req/s)", r("pyfcgi-bind", "hello", 1, "ceiling"), 0.85,
+        fd0_note("hello", 1, "ceiling"))
+    add("Flask hello, 16 conns: pyfcgi / uWSGI (req/s)", r("pyfcgi-bind", "flask", 16, "uwsgi"), 1.3,
+        fd0_note("flask", 16, "uwsgi"))
     for app, label in (("stream", "1 MiB streamed response"), ("upload", "1 MiB POST read by the app")):
         for conns in (16, 1):
-            p, u = cell(cells, "pyfcgi-bind", app, conns), cell(cells, "uwsgi", app, conns)
             # MiB/s of the 1 MiB bodies: requests per second times 1 MiB (wrk counts only response bytes).
             add(
                 f"{label}, {conns} conn{'s' if conns > 1 else ''}: pyfcgi / uWSGI (MiB/s)",
-                ratio(rate(p), rate(u)),
+                r("pyfcgi-bind", app, conns, "uwsgi"),
                 2,
-                "the ceiling shows this cell's limit is nginx and wrk (below)" if app == "stream" else "",
+                cpu_note(app, conns),
             )
     p, u = cell(cells, "pyfcgi-bind", "hello", 16), cell(cells, "uwsgi", "hello", 16)
     if p and u and p.get("rss_mib") and u.get("rss_mib"):
