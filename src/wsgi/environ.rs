@@ -235,6 +235,21 @@ fn set_by_server(name: &[u8], iis: bool) -> bool {
     ALWAYS.contains(&name) || (iis && IIS.contains(&name))
 }
 
+/// For each parameter, whether a later one has the same name (the environ keeps the last, as CGI servers do).
+fn shadowed_positions(params: &Params) -> Vec<bool> {
+    // Header names are the client's choice: past a typical request's size, a set keeps thousands of distinct
+    // headers from costing a quadratic number of comparisons; below it, comparing is cheaper than hashing.
+    const LINEAR_LIMIT: usize = 64;
+    let names: Vec<&[u8]> = params.iter().map(|(name, _)| name).collect();
+    if names.len() <= LINEAR_LIMIT {
+        return (0..names.len()).map(|i| names[i + 1..].contains(&names[i])).collect();
+    }
+    let mut seen = std::collections::HashSet::with_capacity(names.len());
+    let mut shadowed: Vec<bool> = names.iter().rev().map(|name| !seen.insert(*name)).collect();
+    shadowed.reverse();
+    shadowed
+}
+
 /// One parameter of the request a template was made from.
 struct TemplateEntry {
     name: Box<[u8]>,
@@ -268,14 +283,13 @@ impl Template {
     fn new(py: Python<'_>, params: &Params, defaults: &EnvironDefaults) -> PyResult<Self> {
         let iis = is_iis(params);
         let dict = PyDict::new(py);
-        let names: Vec<&[u8]> = params.iter().map(|(name, _)| name).collect();
-        let mut entries = Vec::with_capacity(names.len());
+        let shadowed = shadowed_positions(params);
+        let mut entries = Vec::with_capacity(params.len());
         KEY_CACHE.with_borrow_mut(|cache| {
             for (position, (name, value)) in params.iter().enumerate() {
                 // Some servers send the body headers twice; PEP 3333 has them only without the HTTP_ prefix.
                 let body_header = name == b"HTTP_CONTENT_TYPE" || name == b"HTTP_CONTENT_LENGTH";
-                let shadowed = names[position + 1..].contains(&name);
-                let ignored = body_header || shadowed || set_by_server(name, iis);
+                let ignored = body_header || shadowed[position] || set_by_server(name, iis);
                 let key = key(py, cache, position, name);
                 if !ignored {
                     dict.set_item(&key, latin1(py, value))?;
@@ -436,6 +450,17 @@ mod tests {
     fn paths(p: &[(&str, &str)], rules: &PathRules) -> (String, String) {
         let (pi, sn) = iis_paths(&params(p), rules);
         (String::from_utf8(pi).unwrap(), String::from_utf8(sn).unwrap())
+    }
+
+    #[test]
+    fn only_earlier_repeats_of_a_name_are_shadowed() {
+        let few = params(&[("A", "1"), ("B", "2"), ("A", "3"), ("C", "4"), ("A", "5")]);
+        assert_eq!(shadowed_positions(&few), [true, false, true, false, false]);
+        // Past the linear limit the set-based path must agree.
+        let names: Vec<String> = (0..200).map(|i| format!("H{}", i % 150)).collect();
+        let many = params(&names.iter().map(|n| (n.as_str(), "v")).collect::<Vec<_>>());
+        let expected: Vec<bool> = (0..200).map(|i| i < 50).collect();
+        assert_eq!(shadowed_positions(&many), expected);
     }
 
     #[test]
