@@ -761,6 +761,25 @@ fn abort_during_a_streamed_response_ends_it_early() {
 }
 
 #[test]
+fn abort_during_a_stream_without_pauses_is_still_noticed() {
+    // Flushes this close together are not each followed by a look for the abort (at most every few ms); the abort
+    // must be seen all the same, long before the million chunks are written.
+    let server = Server::start(Launch::BindTcp, &[], &[]);
+    let mut c = server.connect();
+    c.send_request(3, true, "/stream?n=1000000&ms=0", b"", 1);
+    let first = c.expect_record();
+    assert_eq!((first.record_type, first.id), (STDOUT, 3));
+    c.abort(3);
+    let rest = c.read_response(3);
+    assert_eq!(rest.protocol_status, REQUEST_COMPLETE);
+    let mut all = first.content.clone();
+    all.extend_from_slice(&rest.stdout);
+    let chunks = String::from_utf8_lossy(&all).matches("chunk ").count();
+    assert!(chunks < 1_000_000, "{chunks} chunks: the abort was not noticed");
+    assert_eq!(c.request(4, true, "/info", b"").info()["request_id"], "4");
+}
+
+#[test]
 fn repeated_empty_stdin_record_is_tolerated() {
     // fastcgi-client 0.12 (and so anything built on it) ends an empty body with two empty STDIN records. The
     // second one arrives while the response is being streamed, and must not break the response or the
