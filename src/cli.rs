@@ -11,12 +11,13 @@ use clap::{Args, Parser, Subcommand};
 use pyo3::prelude::*;
 use tracing::{error, info};
 
-use crate::config::{parse_bool, CliOverrides, LogLevel};
+use crate::config::{parse_bool, CliOverrides, Interface, LogLevel};
+use crate::dispatch::AppHandler;
 use crate::iis;
 use crate::launch::{self, ServeOptions};
 use crate::python::{self, StartOptions};
 use crate::server::Shutdown;
-use crate::wsgi::{app, AppLoader, WsgiHandler};
+use crate::wsgi::{app, AppLoader};
 
 /// Where the Windows launcher found the Python DLL before loading `pyfcgi_core.dll` (`None` where the binary
 /// links Python itself).
@@ -126,6 +127,13 @@ struct AppArgs {
     /// Do not log one line per request (PYFCGI_ACCESS_LOG=0).
     #[arg(long)]
     no_access_log: bool,
+    /// The application's interface: auto (ASGI 3 if it is async, else WSGI), wsgi or asgi (PYFCGI_INTERFACE).
+    #[arg(long, value_name = "INTERFACE", value_parser = parse_interface)]
+    interface: Option<Interface>,
+}
+
+fn parse_interface(value: &str) -> Result<Interface, String> {
+    value.parse()
 }
 
 impl AppArgs {
@@ -140,6 +148,7 @@ impl AppArgs {
             debug: self.debug.then_some(true),
             errors_to_stderr: self.errors_to_stderr.then_some(true),
             access_log: self.no_access_log.then_some(false),
+            interface: self.interface,
             ..CliOverrides::default()
         }
     }
@@ -191,7 +200,7 @@ fn serve(args: ServeArgs, python: Option<&PythonLocation>) -> anyhow::Result<()>
         "pyfcgi starting"
     );
     start_python(&loader, python)?;
-    let handler = WsgiHandler::new(loader).context("cannot prepare the WSGI handler")?;
+    let handler = AppHandler::new(loader).context("cannot prepare the application handler")?;
     // Under IIS the application root arrives with the first request (APPL_PHYSICAL_PATH); elsewhere everything
     // is known now, and loading early makes the first request fast and start-up errors visible at once.
     let app_root_known = handler
@@ -200,10 +209,22 @@ fn serve(args: ServeArgs, python: Option<&PythonLocation>) -> anyhow::Result<()>
         .is_ok_and(|(s, _)| s.app_root.value.is_some());
     if cfg!(unix) || app_root_known {
         Python::attach(|py| {
-            let _ = handler.loader().get(py, None);
+            let _ = handler.prepare(py, None);
         });
     }
-    launch::serve(&args.server, Arc::new(handler), Shutdown::new())?;
+    let mut server = args.server.clone();
+    if handler.is_asgi() && server.workers < server.max_conns {
+        // ASGI worker threads only carry I/O for requests the event loop runs (no GIL): one per connection lets
+        // a process hold as many slow requests as the web server sends, up to --max-conns.
+        info!(
+            threads = server.max_conns,
+            "ASGI: one I/O thread per connection, up to --max-conns"
+        );
+        server.workers = server.max_conns;
+    }
+    let handler = Arc::new(handler);
+    launch::serve(&server, handler.clone(), Shutdown::new())?;
+    handler.shutdown(std::time::Duration::from_secs(server.shutdown_timeout));
     Python::attach(|py| {
         // The interpreter is not finalized (application threads may still run), but atexit handlers, which
         // flush logs and close pools, get their chance.
@@ -263,6 +284,10 @@ fn check(args: AppArgs, python: Option<&PythonLocation>) -> anyhow::Result<bool>
                 "\nWSGI_HANDLER {:?} resolves to {repr}",
                 settings.wsgi_handler.value.as_deref().unwrap_or("")
             );
+            match crate::asgi::app::detect(py, app.callable.bind(py), app.settings.interface.value) {
+                Ok((asgi, reason)) => println!("Interface: {} ({reason})", if asgi { "ASGI 3" } else { "WSGI" }),
+                Err(err) => println!("Interface: cannot tell ({err}); it would be served as WSGI"),
+            }
             println!("OK: the application imports and is callable.");
             true
         }

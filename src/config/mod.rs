@@ -78,6 +78,7 @@ pub struct CliOverrides {
     pub script_name_from_appl_md_path: Option<bool>,
     pub path_info_from_request_uri: Option<bool>,
     pub max_requests: Option<u64>,
+    pub interface: Option<Interface>,
 }
 
 /// Whether setting names match case-sensitively, as `os.environ` does on each platform.
@@ -125,6 +126,47 @@ impl LogLevel {
 impl fmt::Display for LogLevel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Which Python interface the application is served with (`PYFCGI_INTERFACE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Interface {
+    /// Decided once when the application is loaded: ASGI 3 if it looks like it (see `asgi::app`), else WSGI.
+    #[default]
+    Auto,
+    Wsgi,
+    Asgi,
+}
+
+impl Interface {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Interface::Auto => "auto",
+            Interface::Wsgi => "wsgi",
+            Interface::Asgi => "asgi",
+        }
+    }
+}
+
+impl fmt::Display for Interface {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+const INTERFACE_EXPECTED: &str = "auto, wsgi or asgi";
+
+impl FromStr for Interface {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Interface::Auto),
+            "wsgi" => Ok(Interface::Wsgi),
+            "asgi" | "asgi3" => Ok(Interface::Asgi),
+            _ => Err(format!("\"{s}\" is not an interface; expected {INTERFACE_EXPECTED}")),
+        }
     }
 }
 
@@ -280,6 +322,7 @@ pub struct Settings {
     pub path_info_from_request_uri: Setting<bool>,
     /// 0 means unlimited.
     pub max_requests: Setting<u64>,
+    pub interface: Setting<Interface>,
     exported: Vec<(String, String)>,
 }
 
@@ -471,6 +514,14 @@ impl Settings {
                 NUMBER_EXPECTED,
                 &mut errors,
             ),
+            interface: layers.typed(
+                "PYFCGI_INTERFACE",
+                cli.interface,
+                Interface::Auto,
+                |s| s.parse().ok(),
+                INTERFACE_EXPECTED,
+                &mut errors,
+            ),
             exported: exported_pairs(web_config, &mut errors),
         };
         if errors.is_empty() {
@@ -557,6 +608,7 @@ impl Settings {
             ),
             shown("PYFCGI_PATH_INFO_FROM_REQUEST_URI", &self.path_info_from_request_uri),
             shown("PYFCGI_MAX_REQUESTS", &self.max_requests),
+            shown("PYFCGI_INTERFACE", &self.interface),
         ]
     }
 }

@@ -414,3 +414,19 @@ fn end_to_end_from_a_real_file() {
     assert_eq!(s.wsgi_handler.source, Source::WebConfig(dir.join("Web.config")));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn interface_setting() {
+    let s = resolve(&CliOverrides::default(), None, &[]);
+    assert_eq!(s.interface, Setting::default(Interface::Auto));
+    let s = resolve(&CliOverrides::default(), None, &[("PYFCGI_INTERFACE", " ASGI ")]);
+    assert_eq!(s.interface, Setting::new(Interface::Asgi, Source::Environment));
+    let err = try_resolve(&CliOverrides::default(), None, &[("PYFCGI_INTERFACE", "rsgi")]).expect_err("invalid");
+    assert!(err.to_string().contains("auto, wsgi or asgi"), "{err}");
+    let cli = CliOverrides {
+        interface: Some(Interface::Wsgi),
+        ..CliOverrides::default()
+    };
+    let s = resolve(&cli, None, &[("PYFCGI_INTERFACE", "asgi")]);
+    assert_eq!(s.interface, Setting::new(Interface::Wsgi, Source::Cli));
+}
