@@ -29,7 +29,7 @@ fn body_of(len: usize, seed: u32) -> Vec<u8> {
 fn local_peer(client: &Client) -> String {
     match &client.sock {
         Sock::Tcp(s) => s.local_addr().unwrap().to_string(),
-        Sock::Unix(_) => String::new(),
+        Sock::Unix(_) | Sock::Memory(_) => String::new(),
     }
 }
 

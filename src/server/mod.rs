@@ -15,12 +15,12 @@ pub mod exchange;
 pub mod handler;
 #[cfg(unix)]
 pub mod pool;
-pub mod shutdown;
 
+/// The stop signal lives in `transport` (whose blocking waits must notice it too); re-exported for handlers.
+pub use crate::transport::Shutdown;
 pub use conn::Conn;
 pub use exchange::{Exchange, RequestError};
 pub use handler::{Handler, NoSuspend, Suspend};
-pub use shutdown::Shutdown;
 
 use crate::protocol::{Limits, ManagementValues, RequestHead};
 use crate::transport::PeerFilter;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use socket2::{Domain, SockRef, Socket};
 
-use super::{BindAddress, PeerFilter, Stream};
+use super::{BindAddress, PeerFilter, Readiness, Stream};
 
 /// The FastCGI spec's name for the listening socket a web server passes to the application.
 pub const FCGI_LISTENSOCK_FILENO: RawFd = 0;
@@ -314,6 +314,60 @@ impl Stream for SocketStream {
                 _ => return Err(err),
             }
         }
+    }
+
+    fn try_write(&mut self, buf: &[u8]) -> io::Result<Option<usize>> {
+        let fd = self.fd().as_raw_fd();
+        loop {
+            // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the duration of the call. MSG_NOSIGNAL:
+            // a vanished peer is an EPIPE error here, never a SIGPIPE.
+            let n = unsafe {
+                libc::send(
+                    fd,
+                    buf.as_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            };
+            if n >= 0 {
+                // n is non-negative and at most buf.len().
+                return Ok(Some(n as usize));
+            }
+            let err = io::Error::last_os_error();
+            match err.kind() {
+                io::ErrorKind::WouldBlock => return Ok(None),
+                io::ErrorKind::Interrupted => continue,
+                _ => return Err(err),
+            }
+        }
+    }
+
+    fn wait_ready(&mut self, want_read: bool) -> io::Result<Readiness> {
+        let mut events = libc::POLLOUT;
+        if want_read {
+            events |= libc::POLLIN;
+        }
+        let mut pollfd = libc::pollfd {
+            fd: self.fd().as_raw_fd(),
+            events,
+            revents: 0,
+        };
+        loop {
+            // SAFETY: one valid pollfd for the duration of the call.
+            if unsafe { libc::poll(&mut pollfd, 1, -1) } >= 0 {
+                break;
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+        // An error or hang-up shows on both sides, so the next read or write reports it.
+        let failed = pollfd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0;
+        Ok(Readiness {
+            readable: want_read && (pollfd.revents & libc::POLLIN != 0 || failed),
+            writable: pollfd.revents & libc::POLLOUT != 0 || failed,
+        })
     }
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
