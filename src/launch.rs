@@ -24,6 +24,10 @@ pub struct ServeOptions {
     /// Most connections held open at once (reported to the web server as FCGI_MAX_CONNS).
     #[arg(long, value_name = "N", env = "PYFCGI_MAX_CONNS", default_value_t = 1024)]
     pub max_conns: usize,
+    /// Length of the listen queue for --bind (and, when given, for the socket inherited on fd 0). Default: the
+    /// system's maximum (/proc/sys/net/core/somaxconn), so bursts of new connections are not dropped.
+    #[arg(long, value_name = "N", env = "PYFCGI_BACKLOG")]
+    pub backlog: Option<u32>,
     /// Permissions of the socket file for --bind unix:/path, in octal.
     #[arg(long, value_name = "MODE", env = "PYFCGI_SOCKET_MODE", default_value = "660", value_parser = parse_octal)]
     pub socket_mode: u32,
@@ -101,12 +105,23 @@ impl ServeOptions {
 #[cfg(unix)]
 pub fn serve(options: &ServeOptions, handler: Arc<dyn Handler>, shutdown: Shutdown) -> Result<(), LaunchError> {
     use crate::transport::unix::Listener;
+    use crate::transport::unix::{reserve_descriptors, system_backlog};
     let config = options.server_config()?;
     let listener = match &options.bind {
-        Some(address) => Listener::bind(address, options.socket_mode)?,
-        None if Listener::fd0_is_listener() => Listener::from_fd0()?,
+        Some(address) => Listener::bind(
+            address,
+            options.socket_mode,
+            options.backlog.unwrap_or_else(system_backlog),
+        )?,
+        None if Listener::fd0_is_listener() => Listener::from_fd0(options.backlog)?,
         None => return Err(LaunchError::NoListener),
     };
+    let descriptors = reserve_descriptors(config.max_conns);
+    tracing::debug!(
+        descriptors,
+        backlog = options.backlog,
+        "descriptor table sized at start-up"
+    );
     shutdown.install_signal_handlers().map_err(LaunchError::Signals)?;
     crate::server::pool::serve(listener, handler, config, shutdown).map_err(LaunchError::Serve)
 }

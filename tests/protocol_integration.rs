@@ -832,3 +832,69 @@ fn large_params_span_several_records() {
     assert_eq!(info["HTTP_X_EMPTY"], "");
     assert_eq!(info["HTTP_X_UTF8"], "grüße/日本");
 }
+
+/// The kernel's count of connections dropped because a listen queue was full (system-wide; `None` where
+/// /proc/net/netstat cannot be read).
+fn listen_overflows() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (lines.next()?, lines.next()?);
+    let at = names.split_whitespace().position(|n| n == "ListenOverflows")?;
+    values.split_whitespace().nth(at)?.parse().ok()
+}
+
+/// A front server opening its pool, or a flood of clients, right after start-up: with std's fixed backlog of
+/// 128 (and the fd-table growth stalls of a multi-threaded process in accept4) hundreds of handshakes were
+/// dropped and waited for SYN retransmits. Every connection must be answered and none dropped.
+#[test]
+fn a_burst_of_1000_connections_to_a_fresh_process_loses_none() {
+    use socket2::{Domain, Socket, Type};
+    const BURST: usize = 1000;
+    let server = Server::start(Launch::BindTcp, &["--workers", "4", "--max-conns", "1100"], &[]);
+    let Addr::Tcp(addr) = server.addr().clone() else {
+        unreachable!()
+    };
+    let before = listen_overflows();
+    let started = Instant::now();
+    // All the handshakes at once: non-blocking connects, none waited for.
+    let sockets: Vec<Socket> = (0..BURST)
+        .map(|_| {
+            let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+            socket.set_nonblocking(true).expect("non-blocking");
+            match socket.connect(&addr.into()) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+                Err(e) => panic!("connect: {e}"),
+            }
+            socket
+        })
+        .collect();
+    // Then GET_VALUES on each (a blocking write waits for its handshake) and its answer.
+    let mut clients: Vec<Client> = sockets
+        .into_iter()
+        .map(|socket| {
+            socket.set_nonblocking(false).expect("blocking");
+            let stream = TcpStream::from(socket);
+            stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+            stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+            Client {
+                sock: Sock::Tcp(stream),
+            }
+        })
+        .collect();
+    let mut slowest = Duration::ZERO;
+    for client in &mut clients {
+        assert_eq!(
+            client.get_values(&["FCGI_MAX_CONNS"]),
+            vec![("FCGI_MAX_CONNS".into(), "1100".into())]
+        );
+        slowest = slowest.max(started.elapsed());
+    }
+    let dropped = before.zip(listen_overflows()).map(|(b, a)| a.saturating_sub(b));
+    eprintln!("[timing] {BURST} connections answered within {slowest:?}; listen overflows: {dropped:?}");
+    match dropped {
+        Some(dropped) => assert_eq!(dropped, 0, "{dropped} handshakes were dropped by a full listen queue"),
+        // A dropped SYN is retried after a second.
+        None => assert!(slowest < Duration::from_secs(1), "the burst took {slowest:?}"),
+    }
+}
