@@ -21,13 +21,18 @@ pub struct ServeOptions {
     /// is fastest, and processes (several pyfcgi behind the web server) add CPU.
     #[arg(long, value_name = "N", env = "PYFCGI_WORKERS", default_value_t = 1)]
     pub workers: usize,
-    /// Most connections held open at once (reported to the web server as FCGI_MAX_CONNS).
+    /// Most connections held open at once (reported to the web server as FCGI_MAX_CONNS). At the limit a new
+    /// connection closes the one idle longest.
     #[arg(long, value_name = "N", env = "PYFCGI_MAX_CONNS", default_value_t = 1024)]
     pub max_conns: usize,
     /// Length of the listen queue for --bind (and, when given, for the socket inherited on fd 0). Default: the
     /// system's maximum (/proc/sys/net/core/somaxconn), so bursts of new connections are not dropped.
     #[arg(long, value_name = "N", env = "PYFCGI_BACKLOG")]
     pub backlog: Option<u32>,
+    /// Seconds a kept connection may wait for its next request before pyfcgi closes it (0: never). Front servers
+    /// reopen kept connections as needed.
+    #[arg(long, value_name = "SECONDS", env = "PYFCGI_IDLE_TIMEOUT", default_value_t = 300)]
+    pub idle_timeout: u64,
     /// Permissions of the socket file for --bind unix:/path, in octal.
     #[arg(long, value_name = "MODE", env = "PYFCGI_SOCKET_MODE", default_value = "660", value_parser = parse_octal)]
     pub socket_mode: u32,
@@ -92,6 +97,7 @@ impl ServeOptions {
                 max_params_bytes: self.max_params_bytes,
                 ..Limits::default()
             },
+            idle_timeout: (self.idle_timeout > 0).then(|| Duration::from_secs(self.idle_timeout)),
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
             peer_filter,
         })
