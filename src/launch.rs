@@ -18,6 +18,8 @@ pub struct ServeOptions {
     pub bind: Option<BindAddress>,
     pub workers: usize,
     pub max_conns: usize,
+    pub backlog: Option<u32>,
+    pub idle_timeout: u64,
     pub socket_mode: u32,
     pub shutdown_timeout: u64,
     pub max_params_bytes: usize,
@@ -32,6 +34,8 @@ impl ServeOptions {
             bind: settings.get(&table::BIND).value.clone(),
             workers: settings.get(&table::WORKERS).value,
             max_conns: settings.get(&table::MAX_CONNS).value,
+            backlog: settings.get(&table::BACKLOG).value,
+            idle_timeout: settings.get(&table::IDLE_TIMEOUT).value,
             socket_mode: settings.get(&table::SOCKET_MODE).value,
             shutdown_timeout: settings.get(&table::SHUTDOWN_TIMEOUT).value,
             max_params_bytes: settings.get(&table::MAX_PARAMS_BYTES).value,
@@ -125,6 +129,7 @@ impl ServeOptions {
                 max_params_bytes: self.max_params_bytes,
                 ..Limits::default()
             },
+            idle_timeout: (self.idle_timeout > 0).then(|| Duration::from_secs(self.idle_timeout)),
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
             peer_filter,
         })
@@ -138,12 +143,23 @@ impl ServeOptions {
 #[cfg(unix)]
 pub fn serve(options: &ServeOptions, handler: Arc<dyn Handler>, shutdown: Shutdown) -> Result<(), LaunchError> {
     use crate::transport::unix::Listener;
+    use crate::transport::unix::{reserve_descriptors, system_backlog};
     let config = options.server_config()?;
     let listener = match &options.bind {
-        Some(address) => Listener::bind(address, options.socket_mode)?,
-        None if Listener::fd0_is_listener() => Listener::from_fd0()?,
+        Some(address) => Listener::bind(
+            address,
+            options.socket_mode,
+            options.backlog.unwrap_or_else(system_backlog),
+        )?,
+        None if Listener::fd0_is_listener() => Listener::from_fd0(options.backlog)?,
         None => return Err(LaunchError::NoListener),
     };
+    let descriptors = reserve_descriptors(config.max_conns);
+    tracing::debug!(
+        descriptors,
+        backlog = options.backlog,
+        "descriptor table sized at start-up"
+    );
     shutdown.install_signal_handlers().map_err(LaunchError::Signals)?;
     crate::server::pool::serve(listener, handler, config, shutdown).map_err(LaunchError::Serve)
 }

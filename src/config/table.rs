@@ -301,6 +301,10 @@ fn show_path(v: &Option<PathBuf>) -> Option<String> {
     v.as_ref().map(|p| p.display().to_string())
 }
 
+fn show_optional<T: ToString>(v: &Option<T>) -> Option<String> {
+    v.as_ref().map(ToString::to_string)
+}
+
 fn show<T: ToString>(v: &T) -> Option<String> {
     Some(v.to_string())
 }
@@ -709,10 +713,36 @@ pub static MAX_CONNS: Def<usize> = Def {
         web_config: WebConfig::Yes, when: When::StartUp, section: Section::Server, origin: Origin::Pyfcgi,
         default: "`1024`",
         example: r"16",
-        help: "Connections held open at once (reported to the web server as `FCGI_MAX_CONNS`).",
+        help: "Connections held open at once (reported to the web server as `FCGI_MAX_CONNS`). At the limit a new connection closes the one idle longest; only when all are busy do new ones wait in the listen queue. The descriptor table is sized for them at start-up (raising the soft `RLIMIT_NOFILE` up to the hard limit if needed).",
     ),
     default: || 1024,
     resolve: Resolve::Parse(parse_number::<usize>),
+    show,
+};
+
+pub static BACKLOG: Def<Option<u32>> = Def {
+    meta: meta!("PYFCGI_BACKLOG",
+        flag: Flag::Value { long: "backlog", value_name: "N" },
+        web_config: WebConfig::Yes, when: When::StartUp, section: Section::Server, origin: Origin::Pyfcgi,
+        default: "the system maximum (`net.core.somaxconn`)",
+        example: r"4096",
+        help: "Listen queue length of a `--bind` socket; when set, also applied to the socket inherited on fd 0 (otherwise the web server's choice stands).",
+    ),
+    default: || None,
+    resolve: Resolve::Parse(|raw| parse_number::<u32>(raw).map(|n| n.map(Some))),
+    show: show_optional,
+};
+
+pub static IDLE_TIMEOUT: Def<u64> = Def {
+    meta: meta!("PYFCGI_IDLE_TIMEOUT",
+        flag: Flag::Value { long: "idle-timeout", value_name: "SECONDS" },
+        web_config: WebConfig::Yes, when: When::StartUp, section: Section::Server, origin: Origin::Pyfcgi,
+        default: "`300`",
+        example: r"60",
+        help: "Seconds a kept connection may wait for its next request before pyfcgi closes it; 0 never closes. nginx, Apache and lighttpd reopen kept connections as needed. Under IIS, IIS's own `idleTimeout` applies.",
+    ),
+    default: || 300,
+    resolve: Resolve::Parse(parse_number::<u64>),
     show,
 };
 
@@ -794,6 +824,8 @@ pub static ALL: &[&dyn Row] = &[
     &BIND,
     &WORKERS,
     &MAX_CONNS,
+    &BACKLOG,
+    &IDLE_TIMEOUT,
     &SOCKET_MODE,
     &SHUTDOWN_TIMEOUT,
     &MAX_PARAMS_BYTES,
