@@ -61,7 +61,11 @@ impl AppHandler {
             return Ok(*asgi);
         }
         let app = self.loader().get(py, params)?;
-        let asgi = match asgi::app::detect(py, app.callable.bind(py), app.settings.interface.value) {
+        let asgi = match asgi::app::detect(
+            py,
+            app.callable.bind(py),
+            app.settings.get(&crate::config::table::INTERFACE).value,
+        ) {
             Ok((asgi, reason)) => {
                 info!(
                     interface = if asgi { "ASGI 3" } else { "WSGI" },

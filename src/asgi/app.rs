@@ -19,7 +19,7 @@ use super::bridge::{Bridge, Waker};
 use super::io::{AsgiRequest, RequestOptions};
 use super::request::Shared;
 use super::scope::{self, ScopeDefaults};
-use crate::config::Interface;
+use crate::config::{table, Interface};
 use crate::wsgi::LoadedApp;
 
 const GLUE_SOURCE: &str = include_str!("../../python/_pyfcgi_asgi.py");
@@ -83,8 +83,8 @@ impl Runtime {
         let (event_loop, kind): (Bound<'_, PyAny>, String) = glue.call_method0("new_loop")?.extract()?;
         let bridge = Arc::new(Bridge::new()?);
         let options = RequestOptions {
-            debug: app.settings.debug.value,
-            errors_to_stderr: app.settings.errors_to_stderr.value,
+            debug: app.settings.get(&table::DEBUG).value,
+            errors_to_stderr: app.settings.get(&table::ERRORS_TO_STDERR).value,
         };
         let lifespan = glue.getattr("Lifespan")?.call1((app.callable.bind(py), &event_loop))?;
         let tasks = PySet::empty(py)?;
@@ -127,7 +127,7 @@ impl Runtime {
             tasks: tasks.unbind(),
             startup_failure,
             options,
-            access_log: app.settings.access_log.value,
+            access_log: app.settings.get(&table::ACCESS_LOG).value,
         }))
     }
 
