@@ -29,12 +29,14 @@ pub struct PythonLocation {
     /// Found through the caller's environment (`PYFCGI_PYTHON_HOME`, `PYTHONHOME`, `VIRTUAL_ENV`, `PATH`), which
     /// IIS will not have: `enable` then records the folder as `PYFCGI_PYTHON_HOME` for the registration.
     pub from_environment: bool,
+    /// The base interpreter, when the launcher knows it: CPython's program name when no venv is in use.
+    pub program: Option<PathBuf>,
 }
 
 #[derive(Parser)]
 #[command(
     name = "pyfcgi",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (for Python ", env!("PYFCGI_BUILD_PYTHON_VERSION"), ")"),
     about = "Run Python WSGI applications under IIS and any FastCGI web server"
 )]
 #[command(args_conflicts_with_subcommands = true)]
@@ -166,7 +168,8 @@ fn start_python(loader: &AppLoader, location: Option<&PythonLocation>) -> anyhow
         .resolve_settings(None)
         .ok()
         .and_then(|(settings, _)| settings.venv.value);
-    let info = python::start(&StartOptions { venv }).context("cannot start the embedded Python")?;
+    let program = location.and_then(|l| l.program.clone());
+    let info = python::start(&StartOptions { venv, program }).context("cannot start the embedded Python")?;
     info!(
         version = %info.version.split_whitespace().next().unwrap_or(""),
         executable = %info.executable,
@@ -238,7 +241,7 @@ fn check(args: AppArgs, python: Option<&PythonLocation>) -> anyhow::Result<bool>
     let info = start_python(&loader, python)?;
     println!("Python {}", info.version.replace('\n', " "));
     if let Some(location) = python {
-        println!("  DLL: {} (found by {})", location.dll.display(), location.found_by);
+        println!("  library: {} (found by {})", location.dll.display(), location.found_by);
     }
     println!("  executable: {}", info.executable);
     println!("  prefix: {}", info.prefix);
@@ -402,6 +405,7 @@ mod tests {
             dll: PathBuf::from("py311").join("python311.dll"),
             found_by: "PATH".into(),
             from_environment,
+            program: None,
         }
     }
 
