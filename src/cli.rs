@@ -32,12 +32,14 @@ pub struct PythonLocation {
     /// Found through the caller's environment (`PYFCGI_PYTHON_HOME`, `PYTHONHOME`, `VIRTUAL_ENV`, `PATH`), which
     /// IIS will not have: `enable` then records the folder as `PYFCGI_PYTHON_HOME` for the registration.
     pub from_environment: bool,
+    /// The base interpreter, when the launcher knows it: CPython's program name when no venv is in use.
+    pub program: Option<PathBuf>,
 }
 
 #[derive(Parser)]
 #[command(
     name = "pyfcgi",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (for Python ", env!("PYFCGI_BUILD_PYTHON_VERSION"), ")"),
     about = "Run Python WSGI applications under IIS and any FastCGI web server",
     after_help = "Each setting's flag overrides its web.config appSetting, which overrides its environment \
                   variable. `pyfcgi check` shows every setting, its value and where it came from."
@@ -97,7 +99,8 @@ struct IisArgs {
 
 /// Starts the interpreter with the venv the start-up settings name.
 fn start_python(venv: Option<PathBuf>, location: Option<&PythonLocation>) -> anyhow::Result<python::PythonInfo> {
-    let info = python::start(&StartOptions { venv }).context("cannot start the embedded Python")?;
+    let program = location.and_then(|l| l.program.clone());
+    let info = python::start(&StartOptions { venv, program }).context("cannot start the embedded Python")?;
     info!(
         version = %info.version.split_whitespace().next().unwrap_or(""),
         executable = %info.executable,
@@ -204,7 +207,7 @@ fn check(args: SettingArgs, python: Option<&PythonLocation>) -> anyhow::Result<b
     let info = start_python(settings.get(&table::VENV).value.clone(), python)?;
     println!("\nPython {}", info.version.replace('\n', " "));
     if let Some(location) = python {
-        println!("  DLL: {} (found by {})", location.dll.display(), location.found_by);
+        println!("  library: {} (found by {})", location.dll.display(), location.found_by);
     }
     println!("  executable: {}", info.executable);
     println!("  prefix: {}", info.prefix);
@@ -372,6 +375,7 @@ mod tests {
             dll: PathBuf::from("py311").join("python311.dll"),
             found_by: "PATH".into(),
             from_environment,
+            program: None,
         }
     }
 
