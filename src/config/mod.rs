@@ -280,6 +280,10 @@ pub struct Settings {
     pub path_info_from_request_uri: Setting<bool>,
     /// 0 means unlimited.
     pub max_requests: Setting<u64>,
+    /// Largest response header block an application may produce; 0 means unlimited.
+    pub max_response_header_bytes: Setting<u64>,
+    /// `PYFCGI_LOG_ROTATE`: when `WSGI_LOG` is rotated and how many old files are kept.
+    pub log_rotate: Setting<Option<crate::logging::RotatePolicy>>,
     exported: Vec<(String, String)>,
 }
 
@@ -471,6 +475,22 @@ impl Settings {
                 NUMBER_EXPECTED,
                 &mut errors,
             ),
+            max_response_header_bytes: layers.typed(
+                "PYFCGI_MAX_RESPONSE_HEADER_BYTES",
+                None,
+                crate::wsgi::head::DEFAULT_MAX_HEAD as u64,
+                |s| s.trim().parse().ok(),
+                NUMBER_EXPECTED,
+                &mut errors,
+            ),
+            log_rotate: layers.typed(
+                "PYFCGI_LOG_ROTATE",
+                None,
+                None,
+                |s| s.parse().ok().map(Some),
+                crate::logging::ROTATE_EXPECTED,
+                &mut errors,
+            ),
             exported: exported_pairs(web_config, &mut errors),
         };
         if errors.is_empty() {
@@ -493,6 +513,14 @@ impl Settings {
     /// `PYFCGI_MAX_REQUESTS` as a limit, `None` when unlimited.
     pub fn max_requests_limit(&self) -> Option<u64> {
         (self.max_requests.value > 0).then_some(self.max_requests.value)
+    }
+
+    /// `PYFCGI_MAX_RESPONSE_HEADER_BYTES` as a byte count (`usize::MAX` when unlimited).
+    pub fn max_response_header_bytes_limit(&self) -> usize {
+        match self.max_response_header_bytes.value {
+            0 => usize::MAX,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        }
     }
 
     /// One row per setting, in the order a reader meets them, for `pyfcgi check`.
@@ -557,6 +585,12 @@ impl Settings {
             ),
             shown("PYFCGI_PATH_INFO_FROM_REQUEST_URI", &self.path_info_from_request_uri),
             shown("PYFCGI_MAX_REQUESTS", &self.max_requests),
+            shown("PYFCGI_MAX_RESPONSE_HEADER_BYTES", &self.max_response_header_bytes),
+            row(
+                "PYFCGI_LOG_ROTATE",
+                self.log_rotate.value.as_ref().map(ToString::to_string),
+                &self.log_rotate.source,
+            ),
         ]
     }
 }

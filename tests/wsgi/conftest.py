@@ -146,6 +146,16 @@ class Server:
     def access_lines(self, since: int = 0) -> list[str]:
         return [line for line in self.log()[since:].splitlines() if "pyfcgi::access" in line]
 
+    def wait_access_lines(self, count: int, since: int = 0, timeout: float = 5.0) -> list[str]:
+        """The access lines after ``since`` once there are ``count`` of them: they are written in batches, a
+        few milliseconds after the response."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = self.access_lines(since)
+            if len(lines) >= count or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.01)
+
     # ---- records written by the fixture apps ----
 
     def record(self, name: str) -> list[str]:
