@@ -168,7 +168,9 @@ pub fn current_file() -> Option<PathBuf> {
     }
 }
 
-/// Writes the access lines still waiting (call before the process exits).
+/// Writes the access lines still waiting and the rate limiter's pending summaries (call before the process
+/// exits).
 pub fn flush() {
+    throttle::report_pending();
     access::flush();
 }

@@ -121,11 +121,19 @@ impl Throttle {
     /// Ends every window older than the interval: the summaries of those that left warnings out, so a flood
     /// that stopped is still reported; the others are forgotten.
     pub fn due(&mut self, now: Instant) -> Vec<Summary> {
-        let interval = self.interval;
+        self.end_windows(now, self.interval)
+    }
+
+    /// Ends every window, reporting those that left warnings out (before the process exits).
+    pub fn end_all(&mut self, now: Instant) -> Vec<Summary> {
+        self.end_windows(now, Duration::ZERO)
+    }
+
+    fn end_windows(&mut self, now: Instant, older_than: Duration) -> Vec<Summary> {
         let mut summaries = Vec::new();
         self.windows.retain(|(peer, kind), window| {
             let elapsed = now.saturating_duration_since(window.started);
-            if elapsed < interval {
+            if elapsed < older_than {
                 return true;
             }
             if window.suppressed > 0 {
@@ -177,6 +185,14 @@ pub fn allow(peer: &str, kind: &'static str) -> bool {
         report(&summary);
     }
     allowed
+}
+
+/// Writes the summary of every window that left warnings out, ended or not (before the process exits).
+pub fn report_pending() {
+    let summaries = with_global(|t| t.end_all(Instant::now()));
+    for summary in &summaries {
+        report(summary);
+    }
 }
 
 /// Writes the summaries of windows that ended (called about once a second by the log's writer thread).
@@ -249,6 +265,11 @@ mod tests {
         assert_eq!(summaries.len(), 1);
         assert_eq!((summaries[0].peer.as_str(), summaries[0].suppressed), ("::1", 4998));
         assert!(t.is_empty(), "ended windows are forgotten");
+        for _ in 0..3 {
+            t.check("[::1]:8080", "protocol", start);
+        }
+        let at_exit = t.end_all(start + Duration::from_secs(5));
+        assert_eq!((at_exit[0].suppressed, at_exit[0].over), (1, Duration::from_secs(5)));
     }
 
     #[test]

@@ -342,6 +342,14 @@ def logging_route(environ, start_response):
     return text(start_response, "logged")
 
 
+@route("long_log")
+def long_log(environ, start_response):
+    """One long log line (a traceback's worth), so lines of processes sharing a log could interleave."""
+    tag = query(environ).get("tag", "")
+    print("long line %s %s end" % (tag, "x" * 5000))
+    return text(start_response, "logged")
+
+
 @route("call_error")
 def call_error(environ, start_response):
     raise ValueError("failure in the call " + query(environ).get("tag", ""))
