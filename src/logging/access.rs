@@ -186,7 +186,7 @@ fn writer() -> &'static Thread {
 /// Records one request's access line (see the module documentation).
 pub fn record(record: &AccessRecord<'_>) {
     let now = SystemTime::now();
-    let wake = LOCAL.with(|local| {
+    let wake = LOCAL.try_with(|local| {
         let mut local = local.borrow_mut();
         let slot = local.get_or_insert_with(|| {
             let slot = Arc::new(Slot::default());
@@ -202,8 +202,15 @@ pub fn record(record: &AccessRecord<'_>) {
         format_line(&mut lines, now, pid(), record);
         first
     });
-    if wake {
-        writer().unpark();
+    match wake {
+        Ok(true) => writer().unpark(),
+        Ok(false) => {}
+        // The thread is being torn down and its buffer is gone: write this one line directly.
+        Err(_) => {
+            let mut line = Vec::with_capacity(256);
+            format_line(&mut line, now, pid(), record);
+            super::write_raw(&line);
+        }
     }
 }
 

@@ -42,10 +42,7 @@ def test_close_error_after_a_complete_body_ends_the_request_normally_on_a_kept_c
     log = bridge.log_since(mark)
     assert "OSError: failure in close x2" in log and TB in log and "bridge.py" in log
     assert "after the response was sent" in log
-    deadline = time.monotonic() + 5
-    while not any("tag=x2" in line for line in bridge.access_lines(mark)) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    line = next(line for line in bridge.access_lines(mark) if "tag=x2" in line)
+    [line] = bridge.wait_access_lines("tag=x2", 1, mark)
     assert "done method=GET" in line and "status=200" in line, line
 
 
@@ -125,13 +122,7 @@ def test_one_access_line_per_request(bridge):
     bridge.request("/acc-a", route="hello")
     bridge.request("/acc-b", route="call_error", query="tag=a1")
     bridge.request("/acc-c", route="hello", method="POST", body=b"xyz")
-    # Lines of earlier tests may still arrive after the mark: the batch writer is a few milliseconds behind.
-    deadline = time.monotonic() + 5
-    while True:
-        lines = [line for line in bridge.access_lines(mark) if "uri=/acc-" in line]
-        if len(lines) >= 3 or time.monotonic() > deadline:
-            break
-        time.sleep(0.01)
+    lines = bridge.wait_access_lines("uri=/acc-", 3, mark)
     assert len(lines) == 3, lines
     assert "method=GET" in lines[0] and "uri=/acc-a" in lines[0] and "status=200" in lines[0]
     assert "uri=/acc-b?tag=a1" in lines[1] and "status=500" in lines[1]
