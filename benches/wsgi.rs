@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::{encode_request, nginx_params, varied_params, Pairs, REQUEST_ID};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use pyfcgi::config::CliOverrides;
+use pyfcgi::config::{table, CliOverrides};
 use pyfcgi::protocol::record::{EndRequestBody, Header, ProtocolStatus, RecordType, HEADER_LEN};
 use pyfcgi::protocol::{Limits, Params};
 use pyfcgi::python::StartOptions;
@@ -234,12 +234,10 @@ fn hello_handler() -> WsgiHandler {
     let app_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/apps");
     // The benchmark harness's command line: `--app hello:app --app-root bench/apps --no-access-log`.
     let loader = AppLoader::new(
-        CliOverrides {
-            wsgi_handler: Some("hello:app".into()),
-            app_root: Some(app_root),
-            access_log: Some(false),
-            ..CliOverrides::default()
-        },
+        CliOverrides::default()
+            .with(&table::WSGI_HANDLER, "hello:app")
+            .with(&table::APP_ROOT, app_root.display().to_string())
+            .with(&table::ACCESS_LOG, "false"),
         false,
     );
     let handler = WsgiHandler::new(loader).expect("the WSGI handler");
