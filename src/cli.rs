@@ -154,7 +154,9 @@ fn serve(args: SettingArgs, python: Option<&PythonLocation>) -> anyhow::Result<(
             let _ = handler.loader().get(py, None);
         });
     }
-    launch::serve(&options, Arc::new(handler), Shutdown::new())?;
+    let served = launch::serve(&options, Arc::new(handler), Shutdown::new());
+    crate::logging::flush();
+    served?;
     Python::attach(|py| {
         // The interpreter is not finalized (application threads may still run), but atexit handlers, which
         // flush logs and close pools, get their chance.
