@@ -56,6 +56,9 @@ enum Command {
     Enable(IisArgs),
     /// Remove the IIS FastCGI registration made by `enable` (like wfastcgi-disable).
     Disable(IisArgs),
+    /// Read the IIS configuration (applicationHost.config, web.config files, <location> tags) as IIS does and
+    /// report what makes Python sites fail or misbehave, with file, line and fix. Read-only.
+    Doctor(iis::doctor::DoctorArgs),
 }
 
 #[derive(Args)]
@@ -381,6 +384,7 @@ where
         Some(Command::Check(args)) => check(args, python),
         Some(Command::Enable(args)) => iis_register(args, true, python),
         Some(Command::Disable(args)) => iis_register(args, false, python),
+        Some(Command::Doctor(args)) => iis::doctor::command(args),
     };
     match result {
         Ok(true) => 0,
