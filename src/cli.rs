@@ -50,7 +50,12 @@ enum Command {
     /// Serve the application (the default when no command is given).
     Serve(ServeArgs),
     /// Resolve the configuration as a request would, import the application, and report what is wrong.
-    Check(AppArgs),
+    Check {
+        #[command(flatten)]
+        app: AppArgs,
+        #[command(flatten)]
+        access: iis::access::AsArgs,
+    },
     /// Register this executable as an IIS FastCGI application (like wfastcgi-enable) and print the
     /// scriptProcessor value for the handler mapping.
     Enable(IisArgs),
@@ -217,7 +222,7 @@ fn serve(args: ServeArgs, python: Option<&PythonLocation>) -> anyhow::Result<()>
     Ok(())
 }
 
-fn check(args: AppArgs, python: Option<&PythonLocation>) -> anyhow::Result<bool> {
+fn check(args: AppArgs, access: iis::access::AsArgs, python: Option<&PythonLocation>) -> anyhow::Result<bool> {
     crate::logging::init("warn");
     let loader = AppLoader::new(args.overrides(), false);
     println!("pyfcgi {}", env!("CARGO_PKG_VERSION"));
@@ -229,7 +234,8 @@ fn check(args: AppArgs, python: Option<&PythonLocation>) -> anyhow::Result<bool>
         }
     };
     println!("Application root: {}", app_root.display());
-    match crate::config::find_web_config(&app_root) {
+    let web_config = crate::config::find_web_config(&app_root);
+    match &web_config {
         Ok(Some(path)) => println!("web.config: {}", path.display()),
         Ok(None) => println!("web.config: none in the application root"),
         Err(err) => println!("web.config: {err}"),
@@ -253,6 +259,22 @@ fn check(args: AppArgs, python: Option<&PythonLocation>) -> anyhow::Result<bool>
         ),
         None => println!("  virtual environment: none"),
     }
+    let access_ok = match &access.identity {
+        Some(identity) => iis::access::print_check_as(
+            identity,
+            &iis::access::Resolved {
+                python_home: python
+                    .and_then(|l| l.dll.parent())
+                    .or(Some(std::path::Path::new(&info.prefix))),
+                venv: info.venv.as_ref().map(|v| v.root.as_path()),
+                app_root: &app_root,
+                web_config: web_config.as_ref().ok().and_then(|p| p.as_deref()),
+                wsgi_log: settings.wsgi_log.value.as_deref(),
+            },
+        )
+        .with_context(|| format!("check --as {identity:?}"))?,
+        None => true,
+    };
     let ok = Python::attach(|py| match loader.get(py, None) {
         Ok(app) => {
             let path = py
@@ -274,7 +296,7 @@ fn check(args: AppArgs, python: Option<&PythonLocation>) -> anyhow::Result<bool>
             false
         }
     });
-    Ok(ok)
+    Ok(ok && access_ok)
 }
 
 fn iis_register(args: IisArgs, enable: bool, python: Option<&PythonLocation>) -> anyhow::Result<bool> {
@@ -381,7 +403,10 @@ where
     let result = match cli.command {
         None => serve(cli.serve, python).map(|()| true),
         Some(Command::Serve(args)) => serve(args, python).map(|()| true),
-        Some(Command::Check(args)) => check(args, python),
+        Some(Command::Check { app, access }) => match access.ensure_supported() {
+            Ok(()) => check(app, access, python),
+            Err(why) => Err(anyhow::anyhow!(why)),
+        },
         Some(Command::Enable(args)) => iis_register(args, true, python),
         Some(Command::Disable(args)) => iis_register(args, false, python),
         Some(Command::Doctor(args)) => iis::doctor::command(args),

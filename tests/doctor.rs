@@ -426,3 +426,15 @@ fn bad_arguments_and_missing_files_are_clear_errors() {
         output
     );
 }
+
+#[cfg(not(windows))]
+#[test]
+fn check_as_says_it_is_windows_only() {
+    let output = Command::new(env!("CARGO_BIN_EXE_pyfcgi"))
+        .args(["check", "--as", r"IIS AppPool\mysite"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains(r#"--as "IIS AppPool\mysite" is Windows-only"#), "{err}");
+}
