@@ -402,6 +402,7 @@ fn text_report_names_file_line_effect_and_fix() {
     );
     assert!(text.contains("What happens: streamed responses"), "{text}");
     assert!(text.contains(r#"appcmd.exe set config "mysite" -section:system.webServer/handlers "/[name='pyfcgi'].responseBufferLimit:0""#), "{text}");
+    let _ = std::fs::remove_dir_all(drive.parent().unwrap());
 }
 
 #[test]
