@@ -57,12 +57,20 @@ enum Command {
     /// Serve the application (the default when no command is given).
     Serve(SettingArgs),
     /// Resolve the configuration as a request would, import the application, and report what is wrong.
-    Check(SettingArgs),
+    Check {
+        #[command(flatten)]
+        settings: SettingArgs,
+        #[command(flatten)]
+        access: iis::access::AsArgs,
+    },
     /// Register this executable as an IIS FastCGI application (like wfastcgi-enable) and print the
     /// scriptProcessor value for the handler mapping.
     Enable(IisArgs),
     /// Remove the IIS FastCGI registration made by `enable` (like wfastcgi-disable).
     Disable(IisArgs),
+    /// Read the IIS configuration (applicationHost.config, web.config files, <location> tags) as IIS does and
+    /// report what makes Python sites fail or misbehave, with file, line and fix. Read-only.
+    Doctor(iis::doctor::DoctorArgs),
     /// Print the README's settings table, generated from the settings table (for maintainers).
     #[command(hide = true)]
     SettingsTable,
@@ -167,7 +175,7 @@ fn serve(args: SettingArgs, python: Option<&PythonLocation>) -> anyhow::Result<(
     Ok(())
 }
 
-fn check(args: SettingArgs, python: Option<&PythonLocation>) -> anyhow::Result<bool> {
+fn check(args: SettingArgs, access: iis::access::AsArgs, python: Option<&PythonLocation>) -> anyhow::Result<bool> {
     crate::logging::init("warn");
     let cli = args.overrides;
     let loader = AppLoader::new(cli.clone(), false);
@@ -221,6 +229,22 @@ fn check(args: SettingArgs, python: Option<&PythonLocation>) -> anyhow::Result<b
         ),
         None => println!("  virtual environment: none"),
     }
+    let access_ok = match &access.identity {
+        Some(identity) => iis::access::print_check_as(
+            identity,
+            &iis::access::Resolved {
+                python_home: python
+                    .and_then(|l| l.dll.parent())
+                    .or(Some(std::path::Path::new(&info.prefix))),
+                venv: info.venv.as_ref().map(|v| v.root.as_path()),
+                app_root: &app_root,
+                web_config: web_config.as_deref(),
+                wsgi_log: settings.get(&table::WSGI_LOG).value.as_deref(),
+            },
+        )
+        .with_context(|| format!("check --as {identity:?}"))?,
+        None => true,
+    };
     let ok = Python::attach(|py| match loader.get(py, None) {
         Ok(app) => {
             let path = py
@@ -242,7 +266,7 @@ fn check(args: SettingArgs, python: Option<&PythonLocation>) -> anyhow::Result<b
             false
         }
     });
-    Ok(ok)
+    Ok(ok && access_ok)
 }
 
 fn iis_register(args: IisArgs, enable: bool, python: Option<&PythonLocation>) -> anyhow::Result<bool> {
@@ -349,9 +373,13 @@ where
     let result = match cli.command {
         None => serve(cli.serve, python).map(|()| true),
         Some(Command::Serve(args)) => serve(args, python).map(|()| true),
-        Some(Command::Check(args)) => check(args, python),
+        Some(Command::Check { settings, access }) => match access.ensure_supported() {
+            Ok(()) => check(settings, access, python),
+            Err(why) => Err(anyhow::anyhow!(why)),
+        },
         Some(Command::Enable(args)) => iis_register(args, true, python),
         Some(Command::Disable(args)) => iis_register(args, false, python),
+        Some(Command::Doctor(args)) => iis::doctor::command(args),
         Some(Command::SettingsTable) => {
             print!("{}", crate::config::table::readme_table());
             Ok(true)
