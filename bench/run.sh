@@ -30,7 +30,8 @@ Environment (defaults in brackets):
                       within 25% on req/s, at most WARMUP_MAX [4] of them
   CONNS ["16 1"]      connection-count profiles (wrk -c)
   WRK_THREADS [1]     wrk -t (2 cores: wrk, nginx and the backend share them)
-  APPS ["hello flask stream upload"]
+  APPS ["hello flask stream upload post8k post16k post64k post256k"]
+                      (postNk: an N KiB POST to upload:app, at 1 connection only)
   BACKENDS ["pyfcgi-bind pyfcgi-fd0 ceiling uwsgi uwsgi-default flup
              flup-unix wfastcgi gunicorn-sync gunicorn-gthread waitress"]
   PYTHON [/root/.pyenv/versions/3.11.7/bin/python3]  CPython for the venv
@@ -67,7 +68,7 @@ WARMUP=${WARMUP:-3}
 WARMUP_MAX=${WARMUP_MAX:-4}
 CONNS=${CONNS:-"16 1"}
 WRK_THREADS=${WRK_THREADS:-1}
-APPS=${APPS:-"hello flask stream upload"}
+APPS=${APPS:-"hello flask stream upload post8k post16k post64k post256k"}
 BACKENDS=${BACKENDS:-"pyfcgi-bind pyfcgi-fd0 ceiling uwsgi uwsgi-default flup flup-unix wfastcgi gunicorn-sync gunicorn-gthread waitress"}
 PYTHON=${PYTHON:-/root/.pyenv/versions/3.11.7/bin/python3}
 WORK_DIR=${WORK_DIR:-"$BENCH_DIR/.work"}
@@ -197,7 +198,7 @@ app_spec() {   # app name -> MODULE:CALLABLE
         hello) echo hello:app ;;
         flask) echo flask_hello:app ;;
         stream) echo stream:app ;;
-        upload) echo upload:app ;;
+        upload|post8k|post16k|post64k|post256k) echo upload:app ;;
         *) die "unknown app $1" ;;
     esac
 }
@@ -386,8 +387,9 @@ $(tail -n 25 "$f")
 
 wrk_once() {   # wrk_once CONNS SECONDS OUTFILE
     local c=$1 d=$2 out=$3 script=wrk_get.lua
-    [ "$APP" = upload ] && script=wrk_post.lua
-    BENCH_LIB="$LIB" timeout $((d + 60)) wrk -t"$(( WRK_THREADS < c ? WRK_THREADS : c ))" -c"$c" -d"${d}s" \
+    local post_bytes=$((1024 * 1024))
+    case $APP in upload) script=wrk_post.lua ;; post*k) script=wrk_post.lua post_bytes=$((${APP//[a-z]/} * 1024)) ;; esac
+    POST_BYTES=$post_bytes BENCH_LIB="$LIB" timeout $((d + 60)) wrk -t"$(( WRK_THREADS < c ? WRK_THREADS : c ))" -c"$c" -d"${d}s" \
         --timeout 10s --latency -s "$LIB/$script" "$URL" >"$out" 2>&1
 }
 
@@ -532,8 +534,10 @@ measure_app() {   # measure_app APP: every backend, interleaved (see above)
         if [ "${B_LIVE[$b]}" = 1 ]; then live+=("$b"); fi
     done
     [ "${#live[@]}" -gt 0 ] || return 0
-    local n=${#live[@]}
-    for c in $CONNS; do
+    local n=${#live[@]} conns=$CONNS
+    # The POST sizes are there to show per-request stalls (a delayed ACK costs 40 ms each), which one connection shows.
+    case $a in post*k) conns=1 ;; esac
+    for c in $conns; do
         for b in "${live[@]}"; do
             if [ "${B_LIVE[$b]}" = 1 ]; then warm_backend "$b" "$a" "$c"; fi
         done

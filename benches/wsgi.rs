@@ -9,20 +9,19 @@
 mod common;
 
 use std::hint::black_box;
-use std::io;
+use std::io::Read;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
 use common::{encode_request, nginx_params, varied_params, Pairs, REQUEST_ID};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use pyfcgi::config::CliOverrides;
+use pyfcgi::config::{table, CliOverrides};
 use pyfcgi::protocol::record::{EndRequestBody, Header, ProtocolStatus, RecordType, HEADER_LEN};
 use pyfcgi::protocol::{Limits, Params};
 use pyfcgi::python::StartOptions;
 use pyfcgi::server::{serve_connection, Conn, Handler, ServerConfig, Shutdown};
-use pyfcgi::transport::Stream;
+use pyfcgi::transport::memory::MemoryStream;
 use pyfcgi::wsgi::environ::{self, EnvironDefaults, PathRules};
 use pyfcgi::wsgi::io::FileWrapper;
 use pyfcgi::wsgi::{AppLoader, WsgiHandler};
@@ -112,75 +111,31 @@ fn environ(c: &mut Criterion) {
     group.finish();
 }
 
-/// A web server connection that sends `remaining` keep-conn requests, taken in turn from `requests`, one request
-/// per read (nginx waits for each response before it sends the next request), then closes; it counts what pyfcgi
-/// writes and keeps a copy when asked to.
-struct Replay {
-    requests: Arc<Vec<Vec<u8>>>,
-    current: usize,
-    remaining: usize,
-    pos: usize,
-    written: Arc<AtomicUsize>,
-    capture: Option<Arc<Mutex<Vec<u8>>>>,
-}
-
-impl Stream for Replay {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.pos == self.requests[self.current].len() {
-            if self.remaining == 0 {
-                return Ok(0);
-            }
-            self.remaining -= 1;
-            self.current = (self.current + 1) % self.requests.len();
-            self.pos = 0;
-        }
-        let request = &self.requests[self.current];
-        let n = buf.len().min(request.len() - self.pos);
-        buf[..n].copy_from_slice(&request[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-
-    fn try_read(&mut self, _buf: &mut [u8]) -> io::Result<Option<usize>> {
-        // Like nginx: nothing more arrives until the response is complete.
-        Ok(None)
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.written.fetch_add(buf.len(), Ordering::Relaxed);
-        if let Some(capture) = &self.capture {
-            capture.lock().expect("capture lock").extend_from_slice(buf);
-        }
-        Ok(())
-    }
-
-    fn close(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-
-    fn peer(&self) -> &str {
-        "bench"
-    }
-}
-
 /// Serves `count` requests taken in turn from `requests` on one connection, inside the handler's worker context as
 /// a pool worker does. Returns the time the connection took and the bytes written.
 fn serve(
     handler: &WsgiHandler,
     requests: &Arc<Vec<Vec<u8>>>,
     count: usize,
-    capture: Option<Arc<Mutex<Vec<u8>>>>,
-) -> (Duration, usize) {
-    let written = Arc::new(AtomicUsize::new(0));
-    let last = requests.len() - 1;
-    let stream = Replay {
-        requests: requests.clone(),
-        current: last,
-        remaining: count,
-        pos: requests[last].len(),
-        written: written.clone(),
+    capture: bool,
+) -> (Duration, usize, Vec<u8>) {
+    // Like nginx on one kept connection: the next request is sent only once the response is complete, so the
+    // in-memory stream produces it on the blocking read that follows the response.
+    let mut next = requests.len() - 1;
+    let mut remaining = count;
+    let replayed = requests.clone();
+    let (stream, web_server) = MemoryStream::replay(
+        Box::new(move |buf| {
+            if remaining == 0 {
+                return false;
+            }
+            remaining -= 1;
+            next = (next + 1) % replayed.len();
+            buf.extend_from_slice(&replayed[next]);
+            true
+        }),
         capture,
-    };
+    );
     let config = ServerConfig::default();
     let mut conn = Some(Conn::new(
         Box::new(stream),
@@ -196,7 +151,14 @@ fn serve(
             elapsed = started.elapsed();
         }
     });
-    (elapsed, written.load(Ordering::Relaxed))
+    let written = usize::try_from(web_server.bytes_received()).expect("output fits in memory");
+    let mut output = Vec::new();
+    if capture {
+        // The server's end is gone with the connection, so this reads to the end of what it wrote.
+        let mut web_server = web_server;
+        web_server.read_to_end(&mut output).expect("the captured output");
+    }
+    (elapsed, written, output)
 }
 
 /// Splits pyfcgi's output into responses: each one's STDOUT content, checking that every response ends with one
@@ -234,12 +196,10 @@ fn hello_handler() -> WsgiHandler {
     let app_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/apps");
     // The benchmark harness's command line: `--app hello:app --app-root bench/apps --no-access-log`.
     let loader = AppLoader::new(
-        CliOverrides {
-            wsgi_handler: Some("hello:app".into()),
-            app_root: Some(app_root),
-            access_log: Some(false),
-            ..CliOverrides::default()
-        },
+        CliOverrides::default()
+            .with(&table::WSGI_HANDLER, "hello:app")
+            .with(&table::APP_ROOT, app_root.display().to_string())
+            .with(&table::ACCESS_LOG, "false"),
         false,
     );
     let handler = WsgiHandler::new(loader).expect("the WSGI handler");
@@ -257,9 +217,7 @@ fn hello_handler() -> WsgiHandler {
 /// timed run must then match.
 fn verified_response_len(handler: &WsgiHandler, requests: &Arc<Vec<Vec<u8>>>) -> usize {
     let checked = requests.len() + 1;
-    let capture = Arc::new(Mutex::new(Vec::new()));
-    let (_, written) = serve(handler, requests, checked, Some(capture.clone()));
-    let output = capture.lock().expect("capture lock").clone();
+    let (_, written, output) = serve(handler, requests, checked, true);
     assert_eq!(written, output.len());
     let bodies = responses(&output);
     assert_eq!(bodies.len(), checked, "one response per request");
@@ -289,7 +247,7 @@ fn request(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let count = usize::try_from(iters).expect("iteration count fits usize");
-                let (elapsed, written) = serve(&handler, &requests, count, None);
+                let (elapsed, written, _) = serve(&handler, &requests, count, false);
                 assert_eq!(written, per_request * count, "every response is the verified one");
                 elapsed
             });

@@ -9,14 +9,17 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use pyo3::prelude::*;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
-use crate::config::{parse_bool, CliOverrides, LogLevel};
+use crate::config::args::SettingArgs;
+use crate::config::{
+    process_env, report, startup, table, CliOverrides, ConfigErrors, KeyCase, PathListStyle, Settings,
+};
 use crate::iis;
 use crate::launch::{self, ServeOptions};
 use crate::python::{self, StartOptions};
 use crate::server::Shutdown;
-use crate::wsgi::{app, AppLoader, WsgiHandler};
+use crate::wsgi::{AppLoader, WsgiHandler};
 
 /// Where the Windows launcher found the Python DLL before loading `pyfcgi_core.dll` (`None` where the binary
 /// links Python itself).
@@ -29,33 +32,40 @@ pub struct PythonLocation {
     /// Found through the caller's environment (`PYFCGI_PYTHON_HOME`, `PYTHONHOME`, `VIRTUAL_ENV`, `PATH`), which
     /// IIS will not have: `enable` then records the folder as `PYFCGI_PYTHON_HOME` for the registration.
     pub from_environment: bool,
+    /// The base interpreter, when the launcher knows it: CPython's program name when no venv is in use.
+    pub program: Option<PathBuf>,
 }
 
 #[derive(Parser)]
 #[command(
     name = "pyfcgi",
-    version,
-    about = "Run Python WSGI applications under IIS and any FastCGI web server"
+    version = concat!(env!("CARGO_PKG_VERSION"), " (for Python ", env!("PYFCGI_BUILD_PYTHON_VERSION"), ")"),
+    about = "Run Python WSGI applications under IIS and any FastCGI web server",
+    after_help = "Each setting's flag overrides its web.config appSetting, which overrides its environment \
+                  variable. `pyfcgi check` shows every setting, its value and where it came from."
 )]
 #[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
-    serve: ServeArgs,
+    serve: SettingArgs,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Serve the application (the default when no command is given).
-    Serve(ServeArgs),
+    Serve(SettingArgs),
     /// Resolve the configuration as a request would, import the application, and report what is wrong.
-    Check(AppArgs),
+    Check(SettingArgs),
     /// Register this executable as an IIS FastCGI application (like wfastcgi-enable) and print the
     /// scriptProcessor value for the handler mapping.
     Enable(IisArgs),
     /// Remove the IIS FastCGI registration made by `enable` (like wfastcgi-disable).
     Disable(IisArgs),
+    /// Print the README's settings table, generated from the settings table (for maintainers).
+    #[command(hide = true)]
+    SettingsTable,
 }
 
 #[derive(Args)]
@@ -87,86 +97,10 @@ struct IisArgs {
     appcmd: Vec<String>,
 }
 
-#[derive(Args, Clone)]
-struct ServeArgs {
-    #[command(flatten)]
-    server: ServeOptions,
-    #[command(flatten)]
-    app: AppArgs,
-}
-
-/// Application settings. Each overrides the environment variable or web.config appSetting of the same meaning.
-#[derive(Args, Clone, Default)]
-struct AppArgs {
-    /// The WSGI callable, as WSGI_HANDLER: `package.module.app`, `module.factory()`, or `module:app`.
-    #[arg(long = "app", value_name = "HANDLER")]
-    wsgi_handler: Option<String>,
-    /// The application root: web.config is read here, it is put first on sys.path and made the working
-    /// directory (PYFCGI_APP_ROOT; under IIS the default is APPL_PHYSICAL_PATH).
-    #[arg(long, value_name = "DIR")]
-    app_root: Option<PathBuf>,
-    /// Extra import paths appended to sys.path, `;`-separated (as PYTHONPATH in web.config).
-    #[arg(long = "python-path", value_name = "PATHS")]
-    pythonpath: Option<String>,
-    /// The virtual environment to use (PYFCGI_VENV); by default one around the executable or VIRTUAL_ENV.
-    #[arg(long, value_name = "DIR")]
-    venv: Option<PathBuf>,
-    /// Log file (WSGI_LOG); by default the log goes to stderr.
-    #[arg(long = "log-file", value_name = "PATH")]
-    wsgi_log: Option<PathBuf>,
-    /// Log level: off, error, warn, info, debug, trace (PYFCGI_LOG_LEVEL).
-    #[arg(long, value_name = "LEVEL")]
-    log_level: Option<LogLevel>,
-    /// Show tracebacks to the browser on errors (PYFCGI_DEBUG). Never on a public site.
-    #[arg(long)]
-    debug: bool,
-    /// Also send error reports as FastCGI stderr, like wfastcgi (PYFCGI_ERRORS_TO_STDERR).
-    #[arg(long)]
-    errors_to_stderr: bool,
-    /// Do not log one line per request (PYFCGI_ACCESS_LOG=0).
-    #[arg(long)]
-    no_access_log: bool,
-}
-
-impl AppArgs {
-    fn overrides(&self) -> CliOverrides {
-        CliOverrides {
-            wsgi_handler: self.wsgi_handler.clone(),
-            pythonpath: self.pythonpath.clone(),
-            wsgi_log: self.wsgi_log.clone(),
-            venv: self.venv.clone(),
-            app_root: self.app_root.clone(),
-            log_level: self.log_level,
-            debug: self.debug.then_some(true),
-            errors_to_stderr: self.errors_to_stderr.then_some(true),
-            access_log: self.no_access_log.then_some(false),
-            ..CliOverrides::default()
-        }
-    }
-}
-
-/// The log filter before configuration is read: `--log-level`, else PYFCGI_LOG_LEVEL, else info.
-fn log_filter(args: &AppArgs) -> String {
-    let level = args
-        .log_level
-        .or_else(|| std::env::var("PYFCGI_LOG_LEVEL").ok().and_then(|v| v.parse().ok()))
-        .unwrap_or(LogLevel::Info);
-    let access_off =
-        args.no_access_log || std::env::var("PYFCGI_ACCESS_LOG").ok().as_deref().and_then(parse_bool) == Some(false);
-    if access_off {
-        format!("{},pyfcgi::access=off", level.as_str())
-    } else {
-        level.as_str().to_owned()
-    }
-}
-
-/// Starts the interpreter with the venv from the command line or the environment.
-fn start_python(loader: &AppLoader, location: Option<&PythonLocation>) -> anyhow::Result<python::PythonInfo> {
-    let venv = loader
-        .resolve_settings(None)
-        .ok()
-        .and_then(|(settings, _)| settings.venv.value);
-    let info = python::start(&StartOptions { venv }).context("cannot start the embedded Python")?;
+/// Starts the interpreter with the venv the start-up settings name.
+fn start_python(venv: Option<PathBuf>, location: Option<&PythonLocation>) -> anyhow::Result<python::PythonInfo> {
+    let program = location.and_then(|l| l.program.clone());
+    let info = python::start(&StartOptions { venv, program }).context("cannot start the embedded Python")?;
     info!(
         version = %info.version.split_whitespace().next().unwrap_or(""),
         executable = %info.executable,
@@ -178,32 +112,49 @@ fn start_python(loader: &AppLoader, location: Option<&PythonLocation>) -> anyhow
     Ok(info)
 }
 
-fn serve(args: ServeArgs, python: Option<&PythonLocation>) -> anyhow::Result<()> {
-    crate::logging::init(&log_filter(&args.app));
-    let loader = AppLoader::new(args.app.overrides(), args.server.workers > 1);
-    if let Ok((settings, app_root)) = loader.resolve_settings(None) {
-        // Reported through the loader, which opens it again when it loads the app: one report per path.
-        loader.open_log(&settings, &app_root);
+/// The settings in effect at start-up, resolved once: web.config is part of them where the application root is
+/// known now (everywhere but under IIS without PYFCGI_APP_ROOT).
+fn resolve_start_up(cli: &CliOverrides) -> startup::StartUp {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    startup::resolve(
+        cli,
+        &process_env,
+        KeyCase::native(),
+        PathListStyle::native(),
+        cfg!(windows),
+        &cwd,
+    )
+}
+
+fn serve(args: SettingArgs, python: Option<&PythonLocation>) -> anyhow::Result<()> {
+    let cli = args.overrides;
+    let start = resolve_start_up(&cli);
+    crate::logging::init(&start.settings.log_filter());
+    if let Some(err) = &start.web_config_error {
+        warn!(%err, "web.config cannot be read at start-up; start-up settings come from the command line and the environment");
     }
+    if !start.fatal.is_empty() {
+        anyhow::bail!("invalid start-up settings:\n{}", ConfigErrors(start.fatal));
+    }
+    let options = ServeOptions::from_settings(&start.settings);
+    let loader = AppLoader::new(cli, options.workers > 1).serving(start.web_config.clone());
+    // Reported through the loader, which opens it again when it loads the app: one report per path.
+    loader.open_log(&start.settings, &start.app_root);
     info!(
         version = env!("CARGO_PKG_VERSION"),
         pid = std::process::id(),
         "pyfcgi starting"
     );
-    start_python(&loader, python)?;
+    start_python(start.settings.get(&table::VENV).value.clone(), python)?;
     let handler = WsgiHandler::new(loader).context("cannot prepare the WSGI handler")?;
     // Under IIS the application root arrives with the first request (APPL_PHYSICAL_PATH); elsewhere everything
     // is known now, and loading early makes the first request fast and start-up errors visible at once.
-    let app_root_known = handler
-        .loader()
-        .resolve_settings(None)
-        .is_ok_and(|(s, _)| s.app_root.value.is_some());
-    if cfg!(unix) || app_root_known {
+    if start.app_root_known {
         Python::attach(|py| {
             let _ = handler.loader().get(py, None);
         });
     }
-    launch::serve(&args.server, Arc::new(handler), Shutdown::new())?;
+    launch::serve(&options, Arc::new(handler), Shutdown::new())?;
     Python::attach(|py| {
         // The interpreter is not finalized (application threads may still run), but atexit handlers, which
         // flush logs and close pools, get their chance.
@@ -214,9 +165,10 @@ fn serve(args: ServeArgs, python: Option<&PythonLocation>) -> anyhow::Result<()>
     Ok(())
 }
 
-fn check(args: AppArgs, python: Option<&PythonLocation>) -> anyhow::Result<bool> {
+fn check(args: SettingArgs, python: Option<&PythonLocation>) -> anyhow::Result<bool> {
     crate::logging::init("warn");
-    let loader = AppLoader::new(args.overrides(), false);
+    let cli = args.overrides;
+    let loader = AppLoader::new(cli.clone(), false);
     println!("pyfcgi {}", env!("CARGO_PKG_VERSION"));
     let (settings, app_root) = match loader.resolve_settings(None) {
         Ok(resolved) => resolved,
@@ -226,19 +178,36 @@ fn check(args: AppArgs, python: Option<&PythonLocation>) -> anyhow::Result<bool>
         }
     };
     println!("Application root: {}", app_root.display());
-    match crate::config::find_web_config(&app_root) {
-        Ok(Some(path)) => println!("web.config: {}", path.display()),
-        Ok(None) => println!("web.config: none in the application root"),
-        Err(err) => println!("web.config: {err}"),
-    }
-    println!(
-        "\nSettings (value and where it came from):\n{}",
-        app::describe(&settings)
+    let web_config = match crate::config::find_web_config(&app_root) {
+        Ok(Some(path)) => {
+            println!("web.config: {}", path.display());
+            Some(path)
+        }
+        Ok(None) => {
+            println!("web.config: none in the application root");
+            None
+        }
+        Err(err) => {
+            println!("web.config: {err}");
+            None
+        }
+    };
+    let iis = cfg!(windows);
+    let (without_web, _) =
+        Settings::resolve_lenient(&cli, None, &process_env, KeyCase::native(), PathListStyle::native());
+    let read_at_start_up = web_config
+        .as_deref()
+        .filter(|_| startup::app_root_known_for_check(&without_web, iis));
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("pyfcgi.exe"));
+    // A web.config means an IIS-style site: say what IIS's process model means for it.
+    print!(
+        "{}",
+        report::check_report(&settings, read_at_start_up, &exe, iis, web_config.is_some())
     );
-    let info = start_python(&loader, python)?;
-    println!("Python {}", info.version.replace('\n', " "));
+    let info = start_python(settings.get(&table::VENV).value.clone(), python)?;
+    println!("\nPython {}", info.version.replace('\n', " "));
     if let Some(location) = python {
-        println!("  DLL: {} (found by {})", location.dll.display(), location.found_by);
+        println!("  library: {} (found by {})", location.dll.display(), location.found_by);
     }
     println!("  executable: {}", info.executable);
     println!("  prefix: {}", info.prefix);
@@ -261,7 +230,7 @@ fn check(args: AppArgs, python: Option<&PythonLocation>) -> anyhow::Result<bool>
             let repr = app.callable.bind(py).repr().map(|r| r.to_string()).unwrap_or_default();
             println!(
                 "\nWSGI_HANDLER {:?} resolves to {repr}",
-                settings.wsgi_handler.value.as_deref().unwrap_or("")
+                settings.get(&table::WSGI_HANDLER).value.as_deref().unwrap_or("")
             );
             println!("OK: the application imports and is callable.");
             true
@@ -381,6 +350,10 @@ where
         Some(Command::Check(args)) => check(args, python),
         Some(Command::Enable(args)) => iis_register(args, true, python),
         Some(Command::Disable(args)) => iis_register(args, false, python),
+        Some(Command::SettingsTable) => {
+            print!("{}", crate::config::table::readme_table());
+            Ok(true)
+        }
     };
     match result {
         Ok(true) => 0,
@@ -402,6 +375,7 @@ mod tests {
             dll: PathBuf::from("py311").join("python311.dll"),
             found_by: "PATH".into(),
             from_environment,
+            program: None,
         }
     }
 

@@ -6,40 +6,82 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::table::{self, Section};
+use crate::config::{args, process_env, ConfigError, KeyCase, PathListStyle, Settings};
 use crate::protocol::Limits;
 use crate::server::{Handler, ServerConfig, Shutdown};
 use crate::transport::{BindAddress, PeerFilter};
 
-/// Server options of the command line.
-#[derive(clap::Args, Debug, Clone)]
+/// The server's settings (the [`Section::Server`] rows of the settings table), resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeOptions {
-    /// Listen on HOST:PORT or unix:/path instead of the socket a web server passes on fd 0.
-    #[arg(long, value_name = "ADDRESS", env = "PYFCGI_BIND")]
     pub bind: Option<BindAddress>,
-    /// Worker threads: how many requests run at once. Python runs one thread at a time (the GIL), so more workers
-    /// help only applications that wait (databases, upstream HTTP, long streams); for CPU-bound apps one worker
-    /// is fastest, and processes (several pyfcgi behind the web server) add CPU.
-    #[arg(long, value_name = "N", env = "PYFCGI_WORKERS", default_value_t = 1)]
     pub workers: usize,
-    /// Most connections held open at once (reported to the web server as FCGI_MAX_CONNS).
-    #[arg(long, value_name = "N", env = "PYFCGI_MAX_CONNS", default_value_t = 1024)]
     pub max_conns: usize,
-    /// Permissions of the socket file for --bind unix:/path, in octal.
-    #[arg(long, value_name = "MODE", env = "PYFCGI_SOCKET_MODE", default_value = "660", value_parser = parse_octal)]
+    pub backlog: Option<u32>,
+    pub idle_timeout: u64,
     pub socket_mode: u32,
-    /// Seconds a graceful stop (SIGTERM, SIGINT, IIS shutdown event) waits for requests in flight.
-    #[arg(long, value_name = "SECONDS", env = "PYFCGI_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     pub shutdown_timeout: u64,
-    /// Largest total size of a request's FastCGI parameters, in bytes.
-    #[arg(long, value_name = "BYTES", env = "PYFCGI_MAX_PARAMS_BYTES", default_value_t = 1024 * 1024)]
     pub max_params_bytes: usize,
+    /// `FCGI_WEB_SERVER_ADDRS`, already validated by the table.
+    pub web_server_addrs: Option<String>,
 }
 
-fn parse_octal(value: &str) -> Result<u32, String> {
-    u32::from_str_radix(value.trim_start_matches("0o"), 8)
-        .ok()
-        .filter(|mode| *mode <= 0o7777)
-        .ok_or_else(|| format!("`{value}` is not an octal file mode such as 660"))
+impl ServeOptions {
+    /// The server settings out of every resolved setting.
+    pub fn from_settings(settings: &Settings) -> Self {
+        ServeOptions {
+            bind: settings.get(&table::BIND).value.clone(),
+            workers: settings.get(&table::WORKERS).value,
+            max_conns: settings.get(&table::MAX_CONNS).value,
+            backlog: settings.get(&table::BACKLOG).value,
+            idle_timeout: settings.get(&table::IDLE_TIMEOUT).value,
+            socket_mode: settings.get(&table::SOCKET_MODE).value,
+            shutdown_timeout: settings.get(&table::SHUTDOWN_TIMEOUT).value,
+            max_params_bytes: settings.get(&table::MAX_PARAMS_BYTES).value,
+            web_server_addrs: settings.get(&table::WEB_SERVER_ADDRS).value.clone(),
+        }
+    }
+}
+
+fn server_rows(meta: &table::Meta) -> bool {
+    meta.section == Section::Server
+}
+
+/// For the Rust-only responders (tests, benchmarks): the server flags, resolved with the environment.
+impl clap::FromArgMatches for ServeOptions {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let cli = args::overrides(matches, server_rows);
+        let (settings, errors) =
+            Settings::resolve_lenient(&cli, None, &process_env, KeyCase::native(), PathListStyle::native());
+        let invalid: Vec<String> = errors
+            .iter()
+            .filter(|e| matches!(e, ConfigError::InvalidValue { key, .. } if table::ALL.iter().any(|r| r.meta().key == *key && server_rows(r.meta()))))
+            .map(ToString::to_string)
+            .collect();
+        if !invalid.is_empty() {
+            return Err(clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("{}\n", invalid.join("\n")),
+            ));
+        }
+        Ok(Self::from_settings(&settings))
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for ServeOptions {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        args::augment(cmd, server_rows)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        args::augment(cmd, server_rows)
+    }
 }
 
 /// Why serving could not start.
@@ -79,8 +121,7 @@ impl ServeOptions {
     /// # Errors
     /// When `FCGI_WEB_SERVER_ADDRS` is malformed.
     pub fn server_config(&self) -> Result<ServerConfig, LaunchError> {
-        let peer_filter = PeerFilter::parse(std::env::var("FCGI_WEB_SERVER_ADDRS").ok().as_deref())
-            .map_err(LaunchError::PeerFilter)?;
+        let peer_filter = PeerFilter::parse(self.web_server_addrs.as_deref()).map_err(LaunchError::PeerFilter)?;
         Ok(ServerConfig {
             workers: self.workers.max(1),
             max_conns: self.max_conns.max(1),
@@ -88,6 +129,7 @@ impl ServeOptions {
                 max_params_bytes: self.max_params_bytes,
                 ..Limits::default()
             },
+            idle_timeout: (self.idle_timeout > 0).then(|| Duration::from_secs(self.idle_timeout)),
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
             peer_filter,
         })
@@ -101,12 +143,23 @@ impl ServeOptions {
 #[cfg(unix)]
 pub fn serve(options: &ServeOptions, handler: Arc<dyn Handler>, shutdown: Shutdown) -> Result<(), LaunchError> {
     use crate::transport::unix::Listener;
+    use crate::transport::unix::{reserve_descriptors, system_backlog};
     let config = options.server_config()?;
     let listener = match &options.bind {
-        Some(address) => Listener::bind(address, options.socket_mode)?,
-        None if Listener::fd0_is_listener() => Listener::from_fd0()?,
+        Some(address) => Listener::bind(
+            address,
+            options.socket_mode,
+            options.backlog.unwrap_or_else(system_backlog),
+        )?,
+        None if Listener::fd0_is_listener() => Listener::from_fd0(options.backlog)?,
         None => return Err(LaunchError::NoListener),
     };
+    let descriptors = reserve_descriptors(config.max_conns);
+    tracing::debug!(
+        descriptors,
+        backlog = options.backlog,
+        "descriptor table sized at start-up"
+    );
     shutdown.install_signal_handlers().map_err(LaunchError::Signals)?;
     crate::server::pool::serve(listener, handler, config, shutdown).map_err(LaunchError::Serve)
 }
@@ -160,17 +213,4 @@ pub fn serve(options: &ServeOptions, handler: Arc<dyn Handler>, shutdown: Shutdo
     });
     tracing::info!(mode = listener.mode(), "stopped");
     result
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn octal_modes_parse() {
-        assert_eq!(parse_octal("660"), Ok(0o660));
-        assert_eq!(parse_octal("0o666"), Ok(0o666));
-        assert!(parse_octal("999").is_err());
-        assert!(parse_octal("77777").is_err());
-    }
 }

@@ -1,7 +1,8 @@
 //! Where pyfcgi's log goes: `tracing` events formatted one per line to stderr until configuration says
 //! otherwise, then to `WSGI_LOG` (which, as in wfastcgi, may only be known after web.config is read on the first
 //! request). A log file that cannot be opened is reported once and logging carries on at the previous target: a
-//! log must never take the site down. Under IIS stderr is an invalid handle; writes to it fail silently.
+//! log must never take the site down. Under IIS stderr is an invalid handle; writes to it fail silently. The
+//! filter is reloadable for the same reason: web.config's `PYFCGI_LOG_LEVEL` applies as soon as it is read.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -9,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{reload, EnvFilter, Registry};
 
 enum Target {
     Stderr,
@@ -69,18 +72,34 @@ impl<'a> MakeWriter<'a> for Sink {
     }
 }
 
-/// Installs the subscriber. `filter` uses `RUST_LOG` syntax (e.g. `info`, `info,pyfcgi::access=off`); the
-/// environment variable `PYFCGI_LOG` overrides it. Calling it again does nothing.
+/// Changes the filter at run time, once web.config has said which level it wants.
+static FILTER: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
+
+/// Installs the subscriber with `filter` (`RUST_LOG` syntax, e.g. `info` or `info,pyfcgi::access=off`, as
+/// `Settings::log_filter` gives it). Calling it again does nothing; [`set_filter`] changes the filter.
 pub fn init(filter: &str) {
     INSTALLED.get_or_init(|| {
-        let filter = EnvFilter::try_from_env("PYFCGI_LOG").unwrap_or_else(|_| EnvFilter::new(filter));
+        let (filter, handle) = reload::Layer::new(EnvFilter::new(filter));
         let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(Sink)
-            .with_ansi(ansi)
+        let installed = tracing_subscriber::registry()
+            .with(filter)
+            .with(tracing_subscriber::fmt::layer().with_writer(Sink).with_ansi(ansi))
             .try_init();
+        if installed.is_ok() {
+            let _ = FILTER.set(handle);
+        }
     });
+}
+
+/// Replaces the filter installed by [`init`] (a no-op before it, or when the text is unchanged).
+pub fn set_filter(filter: &str) {
+    let Some(handle) = FILTER.get() else { return };
+    if handle.with_current(|f| f.to_string() == filter).unwrap_or(false) {
+        return;
+    }
+    if let Err(err) = handle.reload(EnvFilter::new(filter)) {
+        tracing::warn!(%err, filter, "cannot change the log filter");
+    }
 }
 
 /// Sends the log to `path` (opened for appending, created if missing). On failure the previous target is kept

@@ -1,5 +1,6 @@
 //! The `pyfcgi enable`/`disable` commands: the appcmd commands they would run (`--dry-run`, which works on any
-//! OS) must register exactly what wfastcgi-enable registered, plus pyfcgi's settings, and be safe to repeat.
+//! OS) must register exactly what wfastcgi-enable registered, plus pyfcgi's settings, and be safe to repeat. And
+//! `pyfcgi check`'s settings report: every layer's source, what web.config cannot change, IIS's process model.
 
 use std::process::Command;
 
@@ -94,4 +95,55 @@ fn bad_env_argument_is_reported() {
     let (ok, _, err) = pyfcgi(&["enable", "--dry-run", "--env", "NOEQUALS"]);
     assert!(!ok);
     assert!(err.contains(r#"--env "NOEQUALS" is not NAME=VALUE"#), "{err}");
+}
+
+#[test]
+fn check_reports_each_source_what_web_config_cannot_set_and_the_iis_process_model() {
+    let site = std::env::temp_dir().join(format!("pyfcgi-cli-check-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&site);
+    std::fs::create_dir_all(&site).expect("site dir");
+    std::fs::write(
+        site.join("app.py"),
+        "def app(environ, start_response):\n    start_response('200 OK', [])\n    return [b'ok']\n",
+    )
+    .expect("app.py");
+    std::fs::write(
+        site.join("web.config"),
+        r#"<configuration><appSettings>
+             <add key="WSGI_HANDLER" value="app.app"/>
+             <add key="PYFCGI_WORKERS" value="4"/>
+             <add key="PYFCGI_LOG_LEVEL" value="debug"/>
+             <add key="FCGI_WEB_SERVER_ADDRS" value="10.0.0.1"/>
+           </appSettings></configuration>"#,
+    )
+    .expect("web.config");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pyfcgi"));
+    command
+        .args(["check", "--shutdown-timeout", "5", "--app-root"])
+        .arg(&site)
+        .env("PYFCGI_MAX_CONNS", "9");
+    for (name, _) in std::env::vars_os() {
+        let text = name.to_string_lossy();
+        if (text.starts_with("PYFCGI_") || text.starts_with("WSGI_")) && text != "PYFCGI_MAX_CONNS" {
+            command.env_remove(&name);
+        }
+    }
+    let out = command.output().expect("pyfcgi check runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let web = site.join("web.config").display().to_string();
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    for line in [
+        format!("  PYFCGI_WORKERS = 4 ({web})\n"),
+        format!("  PYFCGI_LOG_LEVEL = debug ({web})\n"),
+        "  PYFCGI_MAX_CONNS = 9 (environment)\n".to_owned(),
+        "  PYFCGI_SHUTDOWN_TIMEOUT = 5 (command line)\n".to_owned(),
+        "  FCGI_WEB_SERVER_ADDRS = (not set) (default)  <- IGNORED, see below\n".to_owned(),
+        format!("FCGI_WEB_SERVER_ADDRS = \"10.0.0.1\" in {web} is ignored: web.config cannot set it"),
+        "sends one request at a time to each pyfcgi process, so --workers".to_owned(),
+        format!("PYFCGI_WORKERS = 4 ({web}) has no effect under IIS: raise maxInstances instead."),
+        "OK: the application imports and is callable.".to_owned(),
+    ] {
+        assert!(stdout.contains(&line), "{line:?} missing from:\n{stdout}");
+    }
+    let _ = std::fs::remove_dir_all(&site);
 }

@@ -295,6 +295,41 @@ fn nginx_streaming_both_ways() {
 // ---------------------------------------------------------------------------------------------------------------
 // lighttpd
 
+/// Median time of `count` POSTs of `len` bytes to `/info` (nginx reuses its kept upstream connection for each).
+fn median_post(port: u16, len: usize, count: usize) -> Duration {
+    let body = PatternBody::bytes(3, len);
+    let mut times: Vec<Duration> = (0..count)
+        .map(|_| {
+            let started = Instant::now();
+            let answer = http::post(port, "/info", body.clone());
+            answer.assert_status(200);
+            assert_eq!(info_value(&answer.text(), "body_len"), len.to_string());
+            started.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[count / 2]
+}
+
+/// nginx sends a buffered body in two writes and sets TCP_NODELAY only on client sockets, so its second write
+/// waits for our ACK. Linux delays that ACK (up to 40 ms) unless quick-ACK mode is re-armed after every read that
+/// took data, including the non-blocking ones: otherwise every POST above about 16 KiB took 44 ms.
+#[test]
+fn nginx_posts_over_16_kib_on_a_kept_connection_do_not_wait_for_a_delayed_ack() {
+    let echo = Responder::echo(BindKind::Tcp);
+    let nginx = Nginx::start(NginxConfig::new(echo.upstream()).keepalive(Some(1)));
+    // The first requests open the kept connection and leave TCP's initial quick-ACK phase.
+    median_post(nginx.port(), 64 * 1024, 20);
+    for len in [16 * 1024, 64 * 1024] {
+        let median = median_post(nginx.port(), len, 31);
+        eprintln!("[timing] POST of {len} bytes through nginx: median {median:?}");
+        assert!(
+            median < Duration::from_millis(20),
+            "POST of {len} bytes: median {median:?}, a delayed-ACK stall (40 ms) is back"
+        );
+    }
+}
+
 #[test]
 fn lighttpd_spawns_echo_on_fd0() {
     let scratch = Scratch::new("static");

@@ -9,6 +9,7 @@ mod fcgi;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use fcgi::*;
@@ -29,7 +30,7 @@ fn body_of(len: usize, seed: u32) -> Vec<u8> {
 fn local_peer(client: &Client) -> String {
     match &client.sock {
         Sock::Tcp(s) => s.local_addr().unwrap().to_string(),
-        Sock::Unix(_) => String::new(),
+        Sock::Unix(_) | Sock::Memory(_) => String::new(),
     }
 }
 
@@ -563,7 +564,7 @@ fn idle_keep_alive_connections_do_not_starve_the_pool() {
 }
 
 #[test]
-fn max_conns_holds_further_connections_in_the_backlog() {
+fn max_conns_holds_further_connections_in_the_backlog_while_all_are_busy() {
     let server = Server::start(Launch::BindTcp, &["--max-conns", "2", "--workers", "4"], &[]);
     let mut a = server.connect();
     let mut b = server.connect();
@@ -571,16 +572,18 @@ fn max_conns_holds_further_connections_in_the_backlog() {
         a.get_values(&["FCGI_MAX_CONNS"]),
         vec![("FCGI_MAX_CONNS".into(), "2".into())]
     );
-    assert_eq!(b.request(1, true, "/info", b"").info()["request_id"], "1");
-    // A third connection is not served while two are open...
+    a.send_request(1, true, "/sleep?ms=1500", b"", 65535);
+    b.send_request(1, true, "/sleep?ms=1500", b"", 65535);
+    // A third connection is not served while both are busy...
     let mut c = server.connect();
     c.send_request(1, true, "/info", b"third", 65535);
     c.expect_silence(Duration::from_millis(700));
-    // ...and is served as soon as one of them closes.
-    drop(a);
+    // ...and is served as soon as one of them is done: idle, it makes room (it is closed after its answer).
+    assert_eq!(a.read_response(1).body(), b"slept\n");
     let resp = c.read_response(1);
     assert_eq!(resp.info()["body_len"], "5");
-    assert_eq!(b.request(2, true, "/info", b"").info()["request_id"], "2");
+    assert_eq!(b.read_response(1).body(), b"slept\n");
+    a.expect_eof();
     drop(b);
     drop(c);
     // Connections are released: two new ones are served at once.
@@ -588,6 +591,55 @@ fn max_conns_holds_further_connections_in_the_backlog() {
     let mut e = server.connect();
     assert_eq!(d.request(1, true, "/info", b"").info()["request_id"], "1");
     assert_eq!(e.request(1, true, "/info", b"").info()["request_id"], "1");
+}
+
+/// Idle kept connections used to hold every slot: at the limit a new connection waited in the listen backlog
+/// until an idle one happened to close. Now the connection idle longest is closed to make room.
+#[test]
+fn at_max_conns_a_new_connection_closes_the_longest_idle_one() {
+    let server = Server::start(Launch::BindTcp, &["--max-conns", "2", "--workers", "2"], &[]);
+    let mut oldest = server.connect();
+    assert_eq!(oldest.request(1, true, "/info", b"").info()["request_id"], "1");
+    thread::sleep(Duration::from_millis(50));
+    let mut newer = server.connect();
+    assert_eq!(newer.request(1, true, "/info", b"").info()["request_id"], "1");
+    let started = Instant::now();
+    let mut third = server.connect();
+    assert_eq!(third.request(1, true, "/info", b"x").info()["body_len"], "1");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the third connection waited {:?}",
+        started.elapsed()
+    );
+    oldest.expect_eof();
+    assert_eq!(newer.request(2, true, "/info", b"").info()["request_id"], "2");
+}
+
+/// Without an idle timeout, connections a front server keeps but never uses stayed open for ever.
+#[test]
+fn kept_connections_idle_past_the_idle_timeout_are_closed() {
+    let server = Server::start(Launch::BindTcp, &["--idle-timeout", "1", "--workers", "2"], &[]);
+    let mut kept = server.connect();
+    assert_eq!(kept.request(1, true, "/info", b"").info()["request_id"], "1");
+    let mut silent = server.connect();
+    let mut busy = server.connect();
+    let idle_since = Instant::now();
+    // A request running longer than the idle timeout is not idle.
+    busy.send_request(1, true, "/sleep?ms=1800", b"", 65535);
+    kept.expect_silence(Duration::from_millis(600));
+    kept.expect_eof();
+    silent.expect_eof();
+    let closed_after = idle_since.elapsed();
+    assert!(
+        closed_after >= Duration::from_millis(900) && closed_after < Duration::from_secs(4),
+        "idle connections closed after {closed_after:?}"
+    );
+    assert_eq!(busy.read_response(1).body(), b"slept\n");
+    // The server goes on serving new connections.
+    assert_eq!(
+        server.connect().request(3, true, "/info", b"").info()["request_id"],
+        "3"
+    );
 }
 
 #[test]
@@ -831,4 +883,70 @@ fn large_params_span_several_records() {
     assert_eq!(info["HTTP_COOKIE"], cookie);
     assert_eq!(info["HTTP_X_EMPTY"], "");
     assert_eq!(info["HTTP_X_UTF8"], "grüße/日本");
+}
+
+/// The kernel's count of connections dropped because a listen queue was full (system-wide; `None` where
+/// /proc/net/netstat cannot be read).
+fn listen_overflows() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (lines.next()?, lines.next()?);
+    let at = names.split_whitespace().position(|n| n == "ListenOverflows")?;
+    values.split_whitespace().nth(at)?.parse().ok()
+}
+
+/// A front server opening its pool, or a flood of clients, right after start-up: with std's fixed backlog of
+/// 128 (and the fd-table growth stalls of a multi-threaded process in accept4) hundreds of handshakes were
+/// dropped and waited for SYN retransmits. Every connection must be answered and none dropped.
+#[test]
+fn a_burst_of_1000_connections_to_a_fresh_process_loses_none() {
+    use socket2::{Domain, Socket, Type};
+    const BURST: usize = 1000;
+    let server = Server::start(Launch::BindTcp, &["--workers", "4", "--max-conns", "1100"], &[]);
+    let Addr::Tcp(addr) = server.addr().clone() else {
+        unreachable!()
+    };
+    let before = listen_overflows();
+    let started = Instant::now();
+    // All the handshakes at once: non-blocking connects, none waited for.
+    let sockets: Vec<Socket> = (0..BURST)
+        .map(|_| {
+            let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+            socket.set_nonblocking(true).expect("non-blocking");
+            match socket.connect(&addr.into()) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+                Err(e) => panic!("connect: {e}"),
+            }
+            socket
+        })
+        .collect();
+    // Then GET_VALUES on each (a blocking write waits for its handshake) and its answer.
+    let mut clients: Vec<Client> = sockets
+        .into_iter()
+        .map(|socket| {
+            socket.set_nonblocking(false).expect("blocking");
+            let stream = TcpStream::from(socket);
+            stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+            stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+            Client {
+                sock: Sock::Tcp(stream),
+            }
+        })
+        .collect();
+    let mut slowest = Duration::ZERO;
+    for client in &mut clients {
+        assert_eq!(
+            client.get_values(&["FCGI_MAX_CONNS"]),
+            vec![("FCGI_MAX_CONNS".into(), "1100".into())]
+        );
+        slowest = slowest.max(started.elapsed());
+    }
+    let dropped = before.zip(listen_overflows()).map(|(b, a)| a.saturating_sub(b));
+    eprintln!("[timing] {BURST} connections answered within {slowest:?}; listen overflows: {dropped:?}");
+    match dropped {
+        Some(dropped) => assert_eq!(dropped, 0, "{dropped} handshakes were dropped by a full listen queue"),
+        // A dropped SYN is retried after a second.
+        None => assert!(slowest < Duration::from_secs(1), "the burst took {slowest:?}"),
+    }
 }

@@ -1,5 +1,5 @@
-"""Reads the whole request body (a 1 MiB POST in the benchmark) in 64 KiB
-reads and answers with its length in bytes."""
+"""Reads the whole request body (a 1 MiB POST in the benchmark; 8-256 KiB in
+the postNk cells) in 64 KiB reads and answers with its length in bytes."""
 
 
 def app(environ, start_response):

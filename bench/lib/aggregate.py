@@ -21,6 +21,8 @@ APP_TITLES = {
     "flask": "Flask hello world (`flask_hello:app`)",
     "stream": "1 MiB response streamed in 16 chunks of 64 KiB (`stream:app`)",
     "upload": "1 MiB POST read fully, answered with its length (`upload:app`)",
+    **{"post%dk" % k: "%d KiB POST read fully, answered with its length (`upload:app`, 1 connection)" % k
+       for k in (8, 16, 64, 256)},
 }
 
 

@@ -3,7 +3,7 @@
 
     probe.py APP URL [status-only]
 
-Exit 0 if the answer is right for APP (hello, flask, stream, upload), else
+Exit 0 if the answer is right for APP (hello, flask, stream, upload, postNk), else
 print what was wrong and exit 1. With status-only (for the ceiling, which
 answers a constant body whatever the request) only a 200 is required.
 Standard library only.
@@ -20,6 +20,8 @@ def main():
     data = None
     if app == "upload":
         data = b"u" * MIB
+    elif app.startswith("post") and app.endswith("k"):
+        data = b"u" * (int(app[4:-1]) * 1024)
     req = urllib.request.Request(url, data=data, method="POST" if data else "GET")
     if data:
         req.add_header("Content-Type", "application/octet-stream")
@@ -35,7 +37,7 @@ def main():
         "hello": b"Hello, World!\n",
         "flask": b"Hello, World!\n",
         "upload": b"%d\n" % MIB,
-    }.get(app)
+    }.get(app, b"%d\n" % len(data) if data else None)
     ok = status == 200 and status_only or status == 200 and (
         body == b"x" * MIB if app == "stream"
         else expect is None or body == expect

@@ -5,14 +5,20 @@
 //! `os.environ`), then the process environment, then defaults. Inputs are plain data so resolution is
 //! testable without touching the real environment; the only I/O in the module tree is reading
 //! web.config ([`webconfig`]). It does not start Python, open log files or watch files: it hands the
-//! other modules validated values, each with its [`Source`] for `pyfcgi check`.
+//! other modules validated values, each with its [`Source`] for `pyfcgi check`. The settings themselves are rows
+//! of [`table`]; [`args`] makes their flags, [`startup`] resolves what applies before the first request and
+//! [`report`] renders `check`'s view.
 
+pub mod args;
 pub mod handler;
 pub mod pythonpath;
+pub mod report;
+pub mod startup;
+pub mod table;
 pub mod webconfig;
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 pub use handler::{HandlerForm, HandlerSpec, HandlerSpecError, ImportAttempt, Segment};
@@ -59,25 +65,29 @@ impl<T> Setting<T> {
     }
 }
 
-/// Values given as command-line flags; `None` means the flag was not given.
+/// Values given as command-line flags, as text, by row name; parsed by the row like any other layer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CliOverrides {
-    pub wsgi_handler: Option<String>,
-    /// Raw list, processed exactly like a web.config `PYTHONPATH`.
-    pub pythonpath: Option<String>,
-    pub wsgi_log: Option<PathBuf>,
-    pub restart_file_regex: Option<String>,
-    pub script_name: Option<String>,
-    pub allow_path_info_for_script_mappings: Option<bool>,
-    pub debug: Option<bool>,
-    pub errors_to_stderr: Option<bool>,
-    pub venv: Option<PathBuf>,
-    pub app_root: Option<PathBuf>,
-    pub access_log: Option<bool>,
-    pub log_level: Option<LogLevel>,
-    pub script_name_from_appl_md_path: Option<bool>,
-    pub path_info_from_request_uri: Option<bool>,
-    pub max_requests: Option<u64>,
+    values: Vec<(&'static str, String)>,
+}
+
+impl CliOverrides {
+    /// Sets `row` as if its flag had been given `value`.
+    #[must_use]
+    pub fn with<T>(mut self, row: &'static table::Def<T>, value: impl Into<String>) -> Self {
+        self.set(row.meta.name, value.into());
+        self
+    }
+
+    pub(crate) fn set(&mut self, name: &'static str, value: String) {
+        self.values.retain(|(n, _)| *n != name);
+        self.values.push((name, value));
+    }
+
+    /// The text given for the row named `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+    }
 }
 
 /// Whether setting names match case-sensitively, as `os.environ` does on each platform.
@@ -134,8 +144,6 @@ impl fmt::Display for LogLevel {
 pub struct InvalidLogLevel(pub String);
 
 const LOG_LEVEL_EXPECTED: &str = "off, error, warn, info, debug or trace";
-const BOOL_EXPECTED: &str = "a boolean: 1/0, true/false, yes/no or on/off";
-const NUMBER_EXPECTED: &str = "a whole number (0 means unlimited)";
 
 impl FromStr for LogLevel {
     type Err = InvalidLogLevel;
@@ -206,16 +214,7 @@ pub enum ConfigError {
         key: &'static str,
         value: String,
         from: Source,
-        expected: &'static str,
-    },
-    #[error(
-        "WSGI_RESTART_FILE_REGEX = \"{value}\" (from {from}) is not a valid regular expression \
-         (pyfcgi uses Rust regex syntax, which has no look-around or backreferences): {reason}"
-    )]
-    InvalidRegex {
-        value: String,
-        from: Source,
-        reason: String,
+        expected: String,
     },
     #[error(
         "appSetting key \"{key}\" in {} cannot be an environment variable name (it contains '=' or NUL)",
@@ -250,44 +249,31 @@ pub struct SettingRow {
     pub source: Source,
 }
 
-/// Every setting, resolved, with provenance.
-#[derive(Debug, Clone, PartialEq)]
+/// Every setting of [`table::ALL`], resolved, with provenance. Read one with [`Settings::get`].
+#[derive(Clone)]
 pub struct Settings {
-    /// `None` when unset or empty; [`Settings::handler`] turns that into wfastcgi's error.
-    pub wsgi_handler: Setting<Option<String>>,
-    /// Entries to append to `sys.path`: the web.config `PYTHONPATH` (every key spelled so, in order)
-    /// after `%VAR%` expansion and splitting, or the command-line list instead.
-    pub pythonpath: Setting<Vec<String>>,
-    /// The process environment's `PYTHONPATH`, verbatim; CPython places it before site-packages at start-up.
-    pub pythonpath_env: Setting<Option<String>>,
-    pub wsgi_log: Setting<Option<PathBuf>>,
-    /// `None` when set to `""`, which disables restarting on change.
-    pub restart_file_regex: Setting<Option<RestartRegex>>,
-    pub script_name: Setting<Option<String>>,
-    /// Presence of `AllowPathInfoForScriptMappings`, whatever its value.
-    pub allow_path_info_for_script_mappings: Setting<bool>,
-    pub ptvsd_secret: Setting<Option<String>>,
-    pub ptvsd_address: Setting<Option<String>>,
-    pub appinsights_instrumentation_key: Setting<Option<String>>,
-    pub debug: Setting<bool>,
-    pub errors_to_stderr: Setting<bool>,
-    pub venv: Setting<Option<PathBuf>>,
-    /// `None`: the first request's `APPL_PHYSICAL_PATH`, else the current directory.
-    pub app_root: Setting<Option<PathBuf>>,
-    pub access_log: Setting<bool>,
-    pub log_level: Setting<LogLevel>,
-    pub script_name_from_appl_md_path: Setting<bool>,
-    pub path_info_from_request_uri: Setting<bool>,
-    /// 0 means unlimited.
-    pub max_requests: Setting<u64>,
+    rows: Vec<table::Resolved>,
     exported: Vec<(String, String)>,
+    /// The web.config these settings were resolved with.
+    web_config: Option<PathBuf>,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut map = f.debug_map();
+        for row in &self.rows {
+            map.entry(&row.name, &(row.shown.as_deref(), &row.source));
+        }
+        map.finish()
+    }
 }
 
 /// The web.config and environment layers, queried by name.
-struct Layers<'a> {
+pub struct Layers<'a> {
     web: Option<&'a AppSettings>,
     env: &'a dyn Fn(&str) -> Option<String>,
     case: KeyCase,
+    style: PathListStyle,
 }
 
 impl Layers<'_> {
@@ -308,7 +294,7 @@ impl Layers<'_> {
     }
 
     /// What `os.getenv(key)` returns after wfastcgi's merge.
-    fn get(&self, key: &str) -> Option<(String, Source)> {
+    fn lookup(&self, key: &str) -> Option<(String, Source)> {
         if let Some(v) = self.web(key) {
             let path = self.web.map(|w| w.path.clone()).unwrap_or_default();
             return Some((v.to_string(), Source::WebConfig(path)));
@@ -316,70 +302,12 @@ impl Layers<'_> {
         (self.env)(key).map(|v| (v, Source::Environment))
     }
 
-    /// A string setting where `""` means unset, as wfastcgi's truthiness tests treat it.
-    fn text(&self, key: &str, cli: Option<String>) -> Setting<Option<String>> {
-        let (value, source) = match cli {
-            Some(v) => (v, Source::Cli),
-            None => match self.get(key) {
-                Some(found) => found,
-                None => return Setting::default(None),
-            },
-        };
-        Setting::new((!value.is_empty()).then_some(value), source)
-    }
-
-    fn path(&self, key: &str, cli: Option<PathBuf>) -> Setting<Option<PathBuf>> {
-        match cli {
-            Some(p) => Setting::new((!p.as_os_str().is_empty()).then_some(p), Source::Cli),
-            None => {
-                let s = self.text(key, None);
-                Setting::new(s.value.map(PathBuf::from), s.source)
-            }
+    /// The row's text from web.config (where the row allows it) or the environment.
+    fn get(&self, meta: &table::Meta) -> Option<(String, Source)> {
+        match meta.web_config {
+            table::WebConfig::Yes => self.lookup(meta.key),
+            table::WebConfig::No(_) => (self.env)(meta.key).map(|v| (v, Source::Environment)),
         }
-    }
-
-    /// A typed setting; an empty value at the winning layer means the default, so a web.config
-    /// `value=""` can switch off an environment setting.
-    fn typed<T>(
-        &self,
-        key: &'static str,
-        cli: Option<T>,
-        default: T,
-        parse: impl Fn(&str) -> Option<T>,
-        expected: &'static str,
-        errors: &mut Vec<ConfigError>,
-    ) -> Setting<T> {
-        if let Some(v) = cli {
-            return Setting::new(v, Source::Cli);
-        }
-        let Some((raw, source)) = self.get(key) else {
-            return Setting::default(default);
-        };
-        if raw.trim().is_empty() {
-            return Setting::new(default, source);
-        }
-        match parse(&raw) {
-            Some(v) => Setting::new(v, source),
-            None => {
-                errors.push(ConfigError::InvalidValue {
-                    key,
-                    value: raw,
-                    from: source.clone(),
-                    expected,
-                });
-                Setting::new(default, source)
-            }
-        }
-    }
-
-    fn flag(
-        &self,
-        key: &'static str,
-        cli: Option<bool>,
-        default: bool,
-        errors: &mut Vec<ConfigError>,
-    ) -> Setting<bool> {
-        self.typed(key, cli, default, parse_bool, BOOL_EXPECTED, errors)
     }
 }
 
@@ -390,6 +318,9 @@ pub fn process_env(name: &str) -> Option<String> {
 
 impl Settings {
     /// Resolves every setting with this platform's key matching and path-list style.
+    ///
+    /// # Errors
+    /// Every invalid value, at once.
     pub fn resolve(
         cli: &CliOverrides,
         web_config: Option<&AppSettings>,
@@ -399,6 +330,9 @@ impl Settings {
     }
 
     /// [`Settings::resolve`] with the platform choices made explicit, so both can be tested anywhere.
+    ///
+    /// # Errors
+    /// Every invalid value, at once.
     pub fn resolve_with(
         cli: &CliOverrides,
         web_config: Option<&AppSettings>,
@@ -406,73 +340,7 @@ impl Settings {
         case: KeyCase,
         style: PathListStyle,
     ) -> Result<Settings, ConfigErrors> {
-        let layers = Layers {
-            web: web_config,
-            env,
-            case,
-        };
-        let mut errors = Vec::new();
-        let cli = cli.clone();
-
-        let pythonpath = resolve_pythonpath(&layers, cli.pythonpath, style);
-        let restart_file_regex = resolve_restart_regex(&layers, cli.restart_file_regex, &mut errors);
-        let allow_path_info_for_script_mappings = match cli.allow_path_info_for_script_mappings {
-            Some(v) => Setting::new(v, Source::Cli),
-            None => match layers.get("AllowPathInfoForScriptMappings") {
-                Some((_, source)) => Setting::new(true, source),
-                None => Setting::default(false),
-            },
-        };
-
-        let settings = Settings {
-            wsgi_handler: layers.text("WSGI_HANDLER", cli.wsgi_handler),
-            pythonpath,
-            pythonpath_env: match env("PYTHONPATH") {
-                Some(v) => Setting::new(Some(v), Source::Environment),
-                None => Setting::default(None),
-            },
-            wsgi_log: layers.path("WSGI_LOG", cli.wsgi_log),
-            restart_file_regex,
-            script_name: layers.text("SCRIPT_NAME", cli.script_name),
-            allow_path_info_for_script_mappings,
-            ptvsd_secret: layers.text("WSGI_PTVSD_SECRET", None),
-            ptvsd_address: layers.text("WSGI_PTVSD_ADDRESS", None),
-            appinsights_instrumentation_key: layers.text("APPINSIGHTS_INSTRUMENTATIONKEY", None),
-            debug: layers.flag("PYFCGI_DEBUG", cli.debug, false, &mut errors),
-            errors_to_stderr: layers.flag("PYFCGI_ERRORS_TO_STDERR", cli.errors_to_stderr, false, &mut errors),
-            venv: layers.path("PYFCGI_VENV", cli.venv),
-            app_root: layers.path("PYFCGI_APP_ROOT", cli.app_root),
-            access_log: layers.flag("PYFCGI_ACCESS_LOG", cli.access_log, true, &mut errors),
-            log_level: layers.typed(
-                "PYFCGI_LOG_LEVEL",
-                cli.log_level,
-                LogLevel::Info,
-                |s| s.parse().ok(),
-                LOG_LEVEL_EXPECTED,
-                &mut errors,
-            ),
-            script_name_from_appl_md_path: layers.flag(
-                "PYFCGI_SCRIPT_NAME_FROM_APPL_MD_PATH",
-                cli.script_name_from_appl_md_path,
-                false,
-                &mut errors,
-            ),
-            path_info_from_request_uri: layers.flag(
-                "PYFCGI_PATH_INFO_FROM_REQUEST_URI",
-                cli.path_info_from_request_uri,
-                false,
-                &mut errors,
-            ),
-            max_requests: layers.typed(
-                "PYFCGI_MAX_REQUESTS",
-                cli.max_requests,
-                0,
-                |s| s.trim().parse().ok(),
-                NUMBER_EXPECTED,
-                &mut errors,
-            ),
-            exported: exported_pairs(web_config, &mut errors),
-        };
+        let (settings, errors) = Self::resolve_lenient(cli, web_config, env, case, style);
         if errors.is_empty() {
             Ok(settings)
         } else {
@@ -480,9 +348,67 @@ impl Settings {
         }
     }
 
+    /// Resolves every setting even when some are invalid: those take their default (credited to the layer
+    /// that had the bad text) and are listed in the errors.
+    pub fn resolve_lenient(
+        cli: &CliOverrides,
+        web_config: Option<&AppSettings>,
+        env: &dyn Fn(&str) -> Option<String>,
+        case: KeyCase,
+        style: PathListStyle,
+    ) -> (Settings, Vec<ConfigError>) {
+        let layers = Layers {
+            web: web_config,
+            env,
+            case,
+            style,
+        };
+        let mut errors = Vec::new();
+        let rows = table::ALL
+            .iter()
+            .map(|row| {
+                let meta = row.meta();
+                let (resolved, invalid) = row.resolve_row(&layers, cli.get(meta.name));
+                if let Some(invalid) = invalid {
+                    errors.push(ConfigError::InvalidValue {
+                        key: meta.key,
+                        value: invalid.raw,
+                        from: invalid.source,
+                        expected: invalid.expected,
+                    });
+                }
+                resolved
+            })
+            .collect();
+        let exported = exported_pairs(web_config, &mut errors);
+        let settings = Settings {
+            rows,
+            exported,
+            web_config: web_config.map(|w| w.path.clone()),
+        };
+        (settings, errors)
+    }
+
+    /// The resolved value of a row of the table.
+    ///
+    /// # Panics
+    /// If `row` is not in [`table::ALL`]: a programming error that any test reading the setting shows.
+    pub fn get<T: std::any::Any + Send + Sync>(&self, row: &'static table::Def<T>) -> &Setting<T> {
+        self.rows
+            .iter()
+            .find(|r| r.name == row.meta.name)
+            .and_then(|r| r.value.downcast_ref::<Setting<T>>())
+            .unwrap_or_else(|| panic!("setting {} is not in config::table::ALL", row.meta.name))
+    }
+
+    /// Where the row named `name` came from.
+    pub fn source_of(&self, name: &str) -> Option<&Source> {
+        self.rows.iter().find(|r| r.name == name).map(|r| &r.source)
+    }
+
     /// The handler to resolve, or wfastcgi's `WSGI_HANDLER env var must be set`.
     pub fn handler(&self) -> Result<HandlerSpec, HandlerSpecError> {
-        HandlerSpec::parse(self.wsgi_handler.value.as_deref().unwrap_or(""))
+        HandlerSpec::parse(self.get(&table::WSGI_HANDLER).value.as_deref().unwrap_or(""))
     }
 
     /// Every web.config appSetting, to apply to `os.environ` before each request as wfastcgi does.
@@ -492,124 +418,172 @@ impl Settings {
 
     /// `PYFCGI_MAX_REQUESTS` as a limit, `None` when unlimited.
     pub fn max_requests_limit(&self) -> Option<u64> {
-        (self.max_requests.value > 0).then_some(self.max_requests.value)
+        let n = self.get(&table::MAX_REQUESTS).value;
+        (n > 0).then_some(n)
     }
 
-    /// One row per setting, in the order a reader meets them, for `pyfcgi check`.
+    /// The log filter these settings ask for: `PYFCGI_LOG` if set, else the level with the access log on or off.
+    pub fn log_filter(&self) -> String {
+        if let Some(filter) = &self.get(&table::LOG_FILTER).value {
+            return filter.clone();
+        }
+        let level = self.get(&table::LOG_LEVEL).value.as_str();
+        if self.get(&table::ACCESS_LOG).value {
+            level.to_owned()
+        } else {
+            format!("{level},pyfcgi::access=off")
+        }
+    }
+
+    /// One row per setting, in the table's order, for `pyfcgi check`.
     pub fn describe(&self) -> Vec<SettingRow> {
-        fn row(name: &'static str, value: Option<String>, source: &Source) -> SettingRow {
-            SettingRow {
-                name,
-                value,
-                source: source.clone(),
+        self.rows
+            .iter()
+            .map(|r| SettingRow {
+                name: r.name,
+                value: r.shown.clone(),
+                source: r.source.clone(),
+            })
+            .collect()
+    }
+
+    /// Start-up settings this web.config sets that cannot take effect, because the process started before the
+    /// web.config could be read (`read_at_start_up` is the web.config file read at start-up, if any); and
+    /// settings web.config may never set. One entry per such appSetting, for `check` and the log.
+    pub fn ignored_from_web_config(&self, read_at_start_up: Option<&Path>) -> Vec<Ignored> {
+        let mut ignored = Vec::new();
+        for row in table::ALL {
+            let meta = row.meta();
+            let Some(resolved) = self.rows.iter().find(|r| r.name == meta.name) else {
+                continue;
+            };
+            match meta.web_config {
+                table::WebConfig::Yes => {
+                    let Source::WebConfig(path) = &resolved.source else {
+                        continue;
+                    };
+                    if meta.when != table::When::StartUp || read_at_start_up == Some(path.as_path()) {
+                        continue;
+                    }
+                    let value = self.raw_web_value(meta.key).unwrap_or_default();
+                    ignored.push(Ignored {
+                        name: meta.name,
+                        key: meta.key,
+                        value,
+                        web_config: path.clone(),
+                        reason: IgnoredReason::TooLate,
+                    });
+                }
+                table::WebConfig::No(why) => {
+                    // Another row may take the key from web.config (PYTHONPATH does).
+                    let taken = table::ALL
+                        .iter()
+                        .any(|other| other.meta().key == meta.key && other.meta().web_config == table::WebConfig::Yes);
+                    let Some(web) = self.web_path() else { continue };
+                    if taken {
+                        continue;
+                    }
+                    if let Some(value) = self.raw_web_value(meta.key) {
+                        ignored.push(Ignored {
+                            name: meta.name,
+                            key: meta.key,
+                            value,
+                            web_config: web,
+                            reason: IgnoredReason::NotFromWebConfig(why),
+                        });
+                    }
+                }
             }
         }
-        fn text(name: &'static str, s: &Setting<Option<String>>) -> SettingRow {
-            row(name, s.value.clone(), &s.source)
-        }
-        fn path(name: &'static str, s: &Setting<Option<PathBuf>>) -> SettingRow {
-            row(name, s.value.as_ref().map(|p| p.display().to_string()), &s.source)
-        }
-        fn shown<T: fmt::Display>(name: &'static str, s: &Setting<T>) -> SettingRow {
-            row(name, Some(s.value.to_string()), &s.source)
-        }
-        let joined = (!self.pythonpath.value.is_empty()).then(|| self.pythonpath.value.join(";"));
-        vec![
-            text("WSGI_HANDLER", &self.wsgi_handler),
-            row("PYTHONPATH (appended to sys.path)", joined, &self.pythonpath.source),
-            text("PYTHONPATH (read by CPython at start-up)", &self.pythonpath_env),
-            path("WSGI_LOG", &self.wsgi_log),
-            row(
-                "WSGI_RESTART_FILE_REGEX",
-                Some(
-                    self.restart_file_regex
-                        .value
-                        .as_ref()
-                        .map_or_else(|| "(disabled)".to_string(), |r| r.pattern().to_string()),
-                ),
-                &self.restart_file_regex.source,
-            ),
-            text("SCRIPT_NAME", &self.script_name),
-            row(
-                "AllowPathInfoForScriptMappings",
-                self.allow_path_info_for_script_mappings
-                    .value
-                    .then(|| "present".to_string()),
-                &self.allow_path_info_for_script_mappings.source,
-            ),
-            // The secret is a credential for the debugger; showing that it is set is enough.
-            row(
-                "WSGI_PTVSD_SECRET",
-                self.ptvsd_secret.value.as_ref().map(|_| "(set)".to_string()),
-                &self.ptvsd_secret.source,
-            ),
-            text("WSGI_PTVSD_ADDRESS", &self.ptvsd_address),
-            text("APPINSIGHTS_INSTRUMENTATIONKEY", &self.appinsights_instrumentation_key),
-            shown("PYFCGI_DEBUG", &self.debug),
-            shown("PYFCGI_ERRORS_TO_STDERR", &self.errors_to_stderr),
-            path("PYFCGI_VENV", &self.venv),
-            path("PYFCGI_APP_ROOT", &self.app_root),
-            shown("PYFCGI_ACCESS_LOG", &self.access_log),
-            shown("PYFCGI_LOG_LEVEL", &self.log_level),
-            shown(
-                "PYFCGI_SCRIPT_NAME_FROM_APPL_MD_PATH",
-                &self.script_name_from_appl_md_path,
-            ),
-            shown("PYFCGI_PATH_INFO_FROM_REQUEST_URI", &self.path_info_from_request_uri),
-            shown("PYFCGI_MAX_REQUESTS", &self.max_requests),
-        ]
+        ignored
+    }
+
+    fn web_path(&self) -> Option<PathBuf> {
+        self.web_config.clone()
+    }
+
+    /// The appSetting's text as written (the last spelling wins, as in resolution).
+    fn raw_web_value(&self, key: &str) -> Option<String> {
+        self.exported
+            .iter()
+            .rev()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.clone())
     }
 }
 
-/// wfastcgi applies only the web.config `PYTHONPATH` itself; `%NAME%` sees the merged environment,
-/// so any appSetting (even a later one) can be referenced.
-fn resolve_pythonpath(layers: &Layers<'_>, cli: Option<String>, style: PathListStyle) -> Setting<Vec<String>> {
-    let lookup = |name: &str| layers.get(name).map(|(v, _)| v);
-    if let Some(raw) = cli {
-        return Setting::new(pythonpath::process(&raw, &lookup, style), Source::Cli);
+/// A web.config appSetting that names a setting but cannot take effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignored {
+    /// The row's name, as `check` shows it.
+    pub name: &'static str,
+    pub key: &'static str,
+    pub value: String,
+    pub web_config: PathBuf,
+    pub reason: IgnoredReason,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IgnoredReason {
+    /// A start-up setting in a web.config read only after start-up (under IIS: with the first request).
+    TooLate,
+    /// The row never reads web.config; the text says why.
+    NotFromWebConfig(&'static str),
+}
+
+impl Ignored {
+    /// The log line and `check` paragraph: what is ignored, why, and how to set it instead. Under IIS (`iis`)
+    /// that is the exact appcmd line and `pyfcgi enable --env`, for the FastCGI application `exe` (its
+    /// `fullPath`); elsewhere the environment the web server starts pyfcgi with.
+    pub fn explain(&self, exe: &Path, iis: bool) -> String {
+        let head = format!(
+            "{} = \"{}\" in {} is ignored: ",
+            self.key,
+            self.value,
+            self.web_config.display()
+        );
+        let fix = if iis {
+            format!(
+                "\n    {}\n    {}",
+                crate::iis::environment_variable_command(exe, self.key, &self.value),
+                enable_line(self.key, &self.value),
+            )
+        } else {
+            format!(
+                " `{}={}` in the environment the web server starts pyfcgi with (lighttpd bin-environment, \
+                 mod_fcgid FcgidInitialEnv, systemd Environment=), or `--{}`",
+                self.key,
+                self.value,
+                table::find(self.name)
+                    .and_then(|row| row.meta().flag.long())
+                    .unwrap_or("(no flag)")
+            )
+        };
+        match self.reason {
+            IgnoredReason::NotFromWebConfig(why) => {
+                format!("{head}web.config cannot set it, because {why}. Set it as a FastCGI environment variable:{fix}")
+            }
+            IgnoredReason::TooLate if iis => format!(
+                "{head}set it as a FastCGI environment variable, because it takes effect at start-up and IIS \
+                 names the site (APPL_PHYSICAL_PATH) only with the first request, so web.config is read after \
+                 start-up:{fix}\n  (or set PYFCGI_APP_ROOT in the FastCGI environment, so pyfcgi reads web.config \
+                 at start-up)"
+            ),
+            IgnoredReason::TooLate => format!(
+                "{head}set it as a FastCGI environment variable, because it takes effect at start-up and this \
+                 web.config (found through the first request's APPL_PHYSICAL_PATH) is read after start-up:{fix}\n  \
+                 (or set PYFCGI_APP_ROOT, so pyfcgi reads this web.config at start-up)"
+            ),
+        }
     }
-    let Some(web) = layers.web else {
-        return Setting::default(Vec::new());
-    };
-    let mut entries = Vec::new();
-    let mut found = false;
-    for (_, raw) in web.get_all_ignore_case("PYTHONPATH") {
-        found = true;
-        entries.extend(pythonpath::process(raw, &lookup, style));
-    }
-    if found {
-        Setting::new(entries, Source::WebConfig(web.path.clone()))
+}
+
+fn enable_line(key: &str, value: &str) -> String {
+    let pair = format!("{key}={value}");
+    if pair.contains([' ', '"', '&', '|', '<', '>', '^']) {
+        format!("pyfcgi enable --env \"{}\"", pair.replace('"', "\\\""))
     } else {
-        Setting::default(Vec::new())
-    }
-}
-
-/// wfastcgi reads this key from web.config only; accepting the environment too is the safe superset
-/// wfastcgi.md §10 allows, and lets non-IIS deployments configure it.
-fn resolve_restart_regex(
-    layers: &Layers<'_>,
-    cli: Option<String>,
-    errors: &mut Vec<ConfigError>,
-) -> Setting<Option<RestartRegex>> {
-    let (pattern, source) = match cli {
-        Some(p) => (p, Source::Cli),
-        None => layers
-            .get("WSGI_RESTART_FILE_REGEX")
-            .unwrap_or_else(|| (DEFAULT_RESTART_FILE_REGEX.to_string(), Source::Default)),
-    };
-    if pattern.is_empty() {
-        return Setting::new(None, source);
-    }
-    match RestartRegex::new(&pattern) {
-        Ok(r) => Setting::new(Some(r), source),
-        Err(e) => {
-            errors.push(ConfigError::InvalidRegex {
-                value: pattern,
-                from: source.clone(),
-                reason: e.to_string(),
-            });
-            Setting::new(None, source)
-        }
+        format!("pyfcgi enable --env {pair}")
     }
 }
 

@@ -33,19 +33,22 @@ fn from_web() -> Source {
 #[test]
 fn defaults_with_no_input() {
     let s = resolve(&CliOverrides::default(), None, &[]);
-    assert_eq!(s.wsgi_handler, Setting::default(None));
-    assert_eq!(s.pythonpath, Setting::default(Vec::new()));
-    assert_eq!(s.wsgi_log.value, None);
-    let regex = s.restart_file_regex.value.as_ref().expect("default regex");
+    assert_eq!(*s.get(&table::WSGI_HANDLER), Setting::default(None));
+    assert_eq!(*s.get(&table::PYTHONPATH), Setting::default(Vec::new()));
+    assert_eq!(s.get(&table::WSGI_LOG).value, None);
+    let regex = s.get(&table::RESTART_FILE_REGEX).value.as_ref().expect("default regex");
     assert_eq!(regex.pattern(), DEFAULT_RESTART_FILE_REGEX);
-    assert_eq!(s.restart_file_regex.source, Source::Default);
-    assert_eq!(s.allow_path_info_for_script_mappings, Setting::default(false));
-    assert_eq!(s.debug, Setting::default(false));
-    assert_eq!(s.access_log, Setting::default(true));
-    assert_eq!(s.log_level, Setting::default(LogLevel::Info));
-    assert_eq!(s.max_requests, Setting::default(0));
+    assert_eq!(s.get(&table::RESTART_FILE_REGEX).source, Source::Default);
+    assert_eq!(
+        *s.get(&table::ALLOW_PATH_INFO_FOR_SCRIPT_MAPPINGS),
+        Setting::default(false)
+    );
+    assert_eq!(*s.get(&table::DEBUG), Setting::default(false));
+    assert_eq!(*s.get(&table::ACCESS_LOG), Setting::default(true));
+    assert_eq!(*s.get(&table::LOG_LEVEL), Setting::default(LogLevel::Info));
+    assert_eq!(*s.get(&table::MAX_REQUESTS), Setting::default(0));
     assert_eq!(s.max_requests_limit(), None);
-    assert_eq!(s.app_root, Setting::default(None));
+    assert_eq!(*s.get(&table::APP_ROOT), Setting::default(None));
     assert!(s.exported_environ().is_empty());
 }
 
@@ -60,26 +63,30 @@ fn precedence_cli_over_web_config_over_environment() {
 
     let s = resolve(&CliOverrides::default(), None, &env);
     assert_eq!(
-        s.wsgi_handler,
+        *s.get(&table::WSGI_HANDLER),
         Setting::new(Some("env.app".into()), Source::Environment)
     );
 
     let s = resolve(&CliOverrides::default(), Some(&wc), &env);
-    assert_eq!(s.wsgi_handler, Setting::new(Some("web.app".into()), from_web()));
-    assert_eq!(s.debug, Setting::new(true, from_web()));
     assert_eq!(
-        s.wsgi_log,
+        *s.get(&table::WSGI_HANDLER),
+        Setting::new(Some("web.app".into()), from_web())
+    );
+    assert_eq!(*s.get(&table::DEBUG), Setting::new(true, from_web()));
+    assert_eq!(
+        *s.get(&table::WSGI_LOG),
         Setting::new(Some(PathBuf::from("/var/log/w.log")), Source::Environment)
     );
 
-    let cli = CliOverrides {
-        wsgi_handler: Some("cli.app".into()),
-        debug: Some(false),
-        ..CliOverrides::default()
-    };
+    let cli = CliOverrides::default()
+        .with(&table::WSGI_HANDLER, "cli.app")
+        .with(&table::DEBUG, "false");
     let s = resolve(&cli, Some(&wc), &env);
-    assert_eq!(s.wsgi_handler, Setting::new(Some("cli.app".into()), Source::Cli));
-    assert_eq!(s.debug, Setting::new(false, Source::Cli));
+    assert_eq!(
+        *s.get(&table::WSGI_HANDLER),
+        Setting::new(Some("cli.app".into()), Source::Cli)
+    );
+    assert_eq!(*s.get(&table::DEBUG), Setting::new(false, Source::Cli));
 }
 
 #[test]
@@ -91,9 +98,9 @@ fn empty_web_config_value_overrides_environment() {
         ("PYFCGI_ACCESS_LOG", "off"),
     ];
     let s = resolve(&CliOverrides::default(), Some(&wc), &env);
-    assert_eq!(s.wsgi_handler, Setting::new(None, from_web()));
-    assert_eq!(s.wsgi_log, Setting::new(None, from_web()));
-    assert_eq!(s.access_log, Setting::new(true, from_web()));
+    assert_eq!(*s.get(&table::WSGI_HANDLER), Setting::new(None, from_web()));
+    assert_eq!(*s.get(&table::WSGI_LOG), Setting::new(None, from_web()));
+    assert_eq!(*s.get(&table::ACCESS_LOG), Setting::new(true, from_web()));
     let err = s.handler().expect_err("missing handler");
     assert_eq!(err.to_string(), "WSGI_HANDLER env var must be set");
 }
@@ -115,11 +122,11 @@ fn pythonpath_from_web_config_expands_other_app_settings_and_environment() {
     let env = [("HOME_DIR", r"D:\h"), ("PYTHONPATH", r"C:\envpath")];
     let s = resolve(&CliOverrides::default(), Some(&wc), &env);
     assert_eq!(
-        s.pythonpath,
+        *s.get(&table::PYTHONPATH),
         Setting::new(vec![r"C:\inetpub\site\lib".into(), r"D:\h\x".into()], from_web())
     );
     assert_eq!(
-        s.pythonpath_env,
+        *s.get(&table::PYTHONPATH_ENV),
         Setting::new(Some(r"C:\envpath".into()), Source::Environment)
     );
 }
@@ -128,22 +135,19 @@ fn pythonpath_from_web_config_expands_other_app_settings_and_environment() {
 fn pythonpath_key_matches_case_insensitively_in_web_config_only() {
     let wc = web(&[("PythonPath", "a"), ("pythonpath", "b;c")]);
     let s = resolve(&CliOverrides::default(), Some(&wc), &[]);
-    assert_eq!(s.pythonpath.value, vec!["a", "b", "c"]);
+    assert_eq!(s.get(&table::PYTHONPATH).value, vec!["a", "b", "c"]);
 
     let s = resolve(&CliOverrides::default(), None, &[("PYTHONPATH", "e")]);
-    assert_eq!(s.pythonpath, Setting::default(Vec::new()));
+    assert_eq!(*s.get(&table::PYTHONPATH), Setting::default(Vec::new()));
 }
 
 #[test]
 fn pythonpath_from_cli_replaces_web_config() {
     let wc = web(&[("PYTHONPATH", "web"), ("ROOT", "/srv")]);
-    let cli = CliOverrides {
-        pythonpath: Some("%ROOT%/a;b".into()),
-        ..CliOverrides::default()
-    };
+    let cli = CliOverrides::default().with(&table::PYTHONPATH, "%ROOT%/a;b");
     let s = resolve(&cli, Some(&wc), &[]);
     assert_eq!(
-        s.pythonpath,
+        *s.get(&table::PYTHONPATH),
         Setting::new(vec!["/srv/a".into(), "b".into()], Source::Cli)
     );
 }
@@ -159,7 +163,7 @@ fn pythonpath_unix_style_splits_colons() {
         PathListStyle::Unix,
     )
     .expect("resolves");
-    assert_eq!(s.pythonpath.value, vec!["/srv/app", "/srv/lib", "C:/win"]);
+    assert_eq!(s.get(&table::PYTHONPATH).value, vec!["/srv/app", "/srv/lib", "C:/win"]);
 }
 
 #[test]
@@ -173,20 +177,23 @@ fn windows_key_case_lets_any_spelling_set_a_setting() {
         PathListStyle::Windows,
     )
     .expect("resolves");
-    assert_eq!(insensitive.wsgi_handler.value.as_deref(), Some("mixed.app"));
+    assert_eq!(
+        insensitive.get(&table::WSGI_HANDLER).value.as_deref(),
+        Some("mixed.app")
+    );
 
     let sensitive = resolve(&CliOverrides::default(), Some(&wc), &[]);
-    assert_eq!(sensitive.wsgi_handler.value, None);
+    assert_eq!(sensitive.get(&table::WSGI_HANDLER).value, None);
 }
 
 #[test]
 fn restart_regex_empty_disables_and_matches_like_re_match() {
     let wc = web(&[("WSGI_RESTART_FILE_REGEX", "")]);
     let s = resolve(&CliOverrides::default(), Some(&wc), &[]);
-    assert_eq!(s.restart_file_regex, Setting::new(None, from_web()));
+    assert_eq!(*s.get(&table::RESTART_FILE_REGEX), Setting::new(None, from_web()));
 
     let s = resolve(&CliOverrides::default(), None, &[]);
-    let r = s.restart_file_regex.value.expect("default");
+    let r = s.get(&table::RESTART_FILE_REGEX).value.clone().expect("default");
     assert!(r.is_match(r"myapp\views.py"));
     assert!(r.is_match("web.config"));
     assert!(!r.is_match("static/site.css"));
@@ -250,13 +257,13 @@ fn bad_bool_names_key_value_and_source() {
                 key: "PYFCGI_DEBUG",
                 value: "maybe".into(),
                 from: from_web(),
-                expected: BOOL_EXPECTED,
+                expected: table::BOOL_EXPECTED.into(),
             },
             ConfigError::InvalidValue {
                 key: "PYFCGI_ACCESS_LOG",
                 value: "2".into(),
                 from: Source::Environment,
-                expected: BOOL_EXPECTED,
+                expected: table::BOOL_EXPECTED.into(),
             },
         ]
     );
@@ -273,9 +280,12 @@ fn bad_bool_names_key_value_and_source() {
 fn numbers_and_log_levels() {
     let env = [("PYFCGI_MAX_REQUESTS", "1000"), ("PYFCGI_LOG_LEVEL", "Warning")];
     let s = resolve(&CliOverrides::default(), None, &env);
-    assert_eq!(s.max_requests, Setting::new(1000, Source::Environment));
+    assert_eq!(*s.get(&table::MAX_REQUESTS), Setting::new(1000, Source::Environment));
     assert_eq!(s.max_requests_limit(), Some(1000));
-    assert_eq!(s.log_level, Setting::new(LogLevel::Warn, Source::Environment));
+    assert_eq!(
+        *s.get(&table::LOG_LEVEL),
+        Setting::new(LogLevel::Warn, Source::Environment)
+    );
 
     let env = [("PYFCGI_MAX_REQUESTS", "-1"), ("PYFCGI_LOG_LEVEL", "loud")];
     let err = try_resolve(&CliOverrides::default(), None, &env).expect_err("invalid");
@@ -286,21 +296,22 @@ fn numbers_and_log_levels() {
     );
     assert!(msg.contains(r#"PYFCGI_LOG_LEVEL = "loud""#), "{msg}");
 
-    let cli = CliOverrides {
-        log_level: Some(LogLevel::Trace),
-        max_requests: Some(5),
-        ..CliOverrides::default()
-    };
+    let cli = CliOverrides::default()
+        .with(&table::LOG_LEVEL, "trace")
+        .with(&table::MAX_REQUESTS, "5");
     let s = resolve(&cli, None, &env);
-    assert_eq!(s.log_level, Setting::new(LogLevel::Trace, Source::Cli));
-    assert_eq!(s.max_requests, Setting::new(5, Source::Cli));
+    assert_eq!(*s.get(&table::LOG_LEVEL), Setting::new(LogLevel::Trace, Source::Cli));
+    assert_eq!(*s.get(&table::MAX_REQUESTS), Setting::new(5, Source::Cli));
 }
 
 #[test]
 fn allow_path_info_is_presence_only() {
     let wc = web(&[("AllowPathInfoForScriptMappings", "")]);
     let s = resolve(&CliOverrides::default(), Some(&wc), &[]);
-    assert_eq!(s.allow_path_info_for_script_mappings, Setting::new(true, from_web()));
+    assert_eq!(
+        *s.get(&table::ALLOW_PATH_INFO_FOR_SCRIPT_MAPPINGS),
+        Setting::new(true, from_web())
+    );
 
     let s = resolve(
         &CliOverrides::default(),
@@ -308,7 +319,7 @@ fn allow_path_info_is_presence_only() {
         &[("AllowPathInfoForScriptMappings", "false")],
     );
     assert_eq!(
-        s.allow_path_info_for_script_mappings,
+        *s.get(&table::ALLOW_PATH_INFO_FOR_SCRIPT_MAPPINGS),
         Setting::new(true, Source::Environment)
     );
 }
@@ -326,16 +337,22 @@ fn passthrough_and_paths_keep_their_source() {
         ("PYFCGI_APP_ROOT", "/srv/site"),
     ];
     let s = resolve(&CliOverrides::default(), Some(&wc), &env);
-    assert_eq!(s.ptvsd_secret, Setting::new(Some("s3cret".into()), from_web()));
-    assert_eq!(s.ptvsd_address.value.as_deref(), Some("0.0.0.0:5678"));
-    assert_eq!(s.script_name, Setting::new(Some("/app".into()), from_web()));
     assert_eq!(
-        s.appinsights_instrumentation_key,
+        *s.get(&table::PTVSD_SECRET),
+        Setting::new(Some("s3cret".into()), from_web())
+    );
+    assert_eq!(s.get(&table::PTVSD_ADDRESS).value.as_deref(), Some("0.0.0.0:5678"));
+    assert_eq!(
+        *s.get(&table::SCRIPT_NAME),
+        Setting::new(Some("/app".into()), from_web())
+    );
+    assert_eq!(
+        *s.get(&table::APPINSIGHTS_INSTRUMENTATION_KEY),
         Setting::new(Some("key".into()), Source::Environment)
     );
-    assert_eq!(s.venv.value.as_deref(), Some(Path::new(r"C:\site\.venv")));
+    assert_eq!(s.get(&table::VENV).value.as_deref(), Some(Path::new(r"C:\site\.venv")));
     assert_eq!(
-        s.app_root,
+        *s.get(&table::APP_ROOT),
         Setting::new(Some(PathBuf::from("/srv/site")), Source::Environment)
     );
 }
@@ -410,7 +427,10 @@ fn end_to_end_from_a_real_file() {
     .expect("write");
     let wc = AppSettings::load_from_dir(&dir).expect("loads").expect("present");
     let s = resolve(&CliOverrides::default(), Some(&wc), &[]);
-    assert_eq!(s.wsgi_handler.value.as_deref(), Some("app.app"));
-    assert_eq!(s.wsgi_handler.source, Source::WebConfig(dir.join("Web.config")));
+    assert_eq!(s.get(&table::WSGI_HANDLER).value.as_deref(), Some("app.app"));
+    assert_eq!(
+        s.get(&table::WSGI_HANDLER).source,
+        Source::WebConfig(dir.join("Web.config"))
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

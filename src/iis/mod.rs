@@ -115,6 +115,18 @@ impl Registration {
     }
 }
 
+/// The one appcmd line that adds environment variable `name` to the FastCGI application `exe` registered by
+/// `enable` (`check` and the log print it for a start-up setting found in web.config).
+pub fn environment_variable_command(exe: &Path, name: &str, value: &str) -> String {
+    format!(
+        "%windir%\\system32\\inetsrv\\appcmd.exe set config -section:system.webServer/fastCgi \
+         /+\"[fullPath='{}',arguments=''].environmentVariables.[name='{}',value='{}']\" /commit:apphost",
+        attr(&quoted(exe)).replace('"', "\\\""),
+        attr(name),
+        attr(value)
+    )
+}
+
 /// Renders a command line for display (`--dry-run`), quoting arguments with spaces as cmd.exe would need.
 pub fn display_command(appcmd: &[String], args: &[String]) -> String {
     appcmd

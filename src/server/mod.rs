@@ -15,12 +15,12 @@ pub mod exchange;
 pub mod handler;
 #[cfg(unix)]
 pub mod pool;
-pub mod shutdown;
 
+/// The stop signal lives in `transport` (whose blocking waits must notice it too); re-exported for handlers.
+pub use crate::transport::Shutdown;
 pub use conn::Conn;
 pub use exchange::{Exchange, RequestError};
 pub use handler::{Handler, NoSuspend, Suspend};
-pub use shutdown::Shutdown;
 
 use crate::protocol::{Limits, ManagementValues, RequestHead};
 use crate::transport::PeerFilter;
@@ -32,9 +32,13 @@ use exchange::Finish;
 pub struct ServerConfig {
     /// Worker threads, which is also the number of requests served at once.
     pub workers: usize,
-    /// Connections held open at once; further ones wait in the listen backlog.
+    /// Connections held open at once. At the limit a new connection closes the one idle longest; when none is
+    /// idle, further ones wait in the listen backlog.
     pub max_conns: usize,
     pub limits: Limits,
+    /// How long a kept connection may wait for its next request before it is closed (`None`: for ever). Only the
+    /// Unix pool serves several connections; under IIS each process has one, and IIS recycles idle processes.
+    pub idle_timeout: Option<Duration>,
     /// How long a graceful stop waits for requests in flight.
     pub shutdown_timeout: Duration,
     pub peer_filter: PeerFilter,
@@ -45,6 +49,7 @@ impl Default for ServerConfig {
         Self {
             workers: 1,
             max_conns: 1024,
+            idle_timeout: Some(Duration::from_secs(300)),
             limits: Limits::default(),
             shutdown_timeout: Duration::from_secs(30),
             peer_filter: PeerFilter::default(),

@@ -8,8 +8,12 @@ use std::io;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+pub mod memory;
+pub mod shutdown;
 #[cfg(unix)]
 pub mod unix;
+
+pub use shutdown::Shutdown;
 #[cfg(windows)]
 pub mod windows;
 
@@ -21,6 +25,20 @@ pub trait Stream: Send {
     fn try_read(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>>;
     /// Writes all of `buf`, blocking as needed.
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
+    /// Non-blocking write of a prefix of `buf`: `Ok(None)` when nothing can be written right now. Transports
+    /// that cannot tell (the IIS pipe) block until all of `buf` is written, so callers never see `None` there.
+    fn try_write(&mut self, buf: &[u8]) -> io::Result<Option<usize>> {
+        self.write_all(buf)?;
+        Ok(Some(buf.len()))
+    }
+    /// Blocks until the stream is writable, or (with `want_read`) readable, after [`Stream::try_write`]
+    /// returned `None`. Readable includes end of stream and errors, which the next read reports.
+    fn wait_ready(&mut self, _want_read: bool) -> io::Result<Readiness> {
+        Ok(Readiness {
+            readable: false,
+            writable: true,
+        })
+    }
     /// Called when a connection ends without FCGI_KEEP_CONN: make sure everything written reaches the peer
     /// before the stream is closed (named pipes discard unread data on disconnect).
     fn close(&mut self) -> io::Result<()>;
@@ -31,6 +49,13 @@ pub trait Stream: Send {
     /// blocking reads cannot otherwise notice a graceful stop (the IIS pipe) may end an idle read early with
     /// `Ok(0)` once a stop is asked for; a read that is not idle must never be cut short.
     fn set_idle(&mut self, _idle: bool) {}
+}
+
+/// What [`Stream::wait_ready`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    pub readable: bool,
+    pub writable: bool,
 }
 
 /// What `--bind` asks for.

@@ -42,8 +42,7 @@ use windows_sys::Win32::System::Threading::{
 };
 use windows_sys::Win32::System::IO::{CancelIoEx, CancelSynchronousIo, GetOverlappedResult, OVERLAPPED};
 
-use super::{PeerFilter, Stream};
-use crate::server::Shutdown;
+use super::{PeerFilter, Shutdown, Stream};
 
 /// The environment variable in which IIS passes the pipe's name.
 pub const PIPE_NAME_VAR: &str = "_FCGI_X_PIPE_";

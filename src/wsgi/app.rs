@@ -14,7 +14,8 @@ use pyo3::types::{PyDict, PyList};
 use tracing::{error, info, warn};
 
 use super::environ::{EnvironDefaults, PathRules};
-use crate::config::{process_env, AppSettings, CliOverrides, Settings};
+use crate::config::table;
+use crate::config::{process_env, AppSettings, CliOverrides, KeyCase, PathListStyle, Settings};
 use crate::protocol::Params;
 use crate::python;
 
@@ -69,6 +70,10 @@ pub struct AppLoader {
     ready: OnceLock<LoadedApp>,
     loading: Mutex<()>,
     log_file_reported: Mutex<Option<PathBuf>>,
+    /// The web.config read at start-up, whose start-up settings are in effect; any other web.config's are
+    /// reported as ignored when the application loads.
+    start_up_web_config: Option<PathBuf>,
+    serving: bool,
 }
 
 impl AppLoader {
@@ -79,7 +84,19 @@ impl AppLoader {
             ready: OnceLock::new(),
             loading: Mutex::new(()),
             log_file_reported: Mutex::new(None),
+            start_up_web_config: None,
+            serving: false,
         }
+    }
+
+    /// For the serving process: loading the application then applies web.config's log filter and logs each
+    /// web.config setting that cannot take effect. `start_up_web_config` is the web.config the start-up
+    /// settings were resolved with (`None`: none was read at start-up).
+    #[must_use]
+    pub fn serving(mut self, start_up_web_config: Option<PathBuf>) -> Self {
+        self.start_up_web_config = start_up_web_config;
+        self.serving = true;
+        self
     }
 
     /// The application, loading it if needed with the first request's params (for `APPL_PHYSICAL_PATH`).
@@ -126,6 +143,14 @@ impl AppLoader {
         let (settings, app_root) = self.resolve_settings(params).inspect_err(|f| {
             error!(context = f.context, "cannot load the application: {}", f.detail);
         })?;
+        if self.serving {
+            // web.config is read now: its log level applies from here on, and what it cannot change is said.
+            crate::logging::set_filter(&settings.log_filter());
+            let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("pyfcgi.exe"));
+            for ignored in settings.ignored_from_web_config(self.start_up_web_config.as_deref()) {
+                warn!("{}", ignored.explain(&exe, cfg!(windows)));
+            }
+        }
         self.open_log(&settings, &app_root);
         info!(app_root = %app_root.display(), "initializing the application");
         let result = prepare_python(py, &settings, &app_root).and_then(|exported| {
@@ -135,17 +160,19 @@ impl AppLoader {
         match result {
             Ok((callable, exported)) => {
                 info!(
-                    handler = settings.wsgi_handler.value.as_deref().unwrap_or(""),
+                    handler = settings.get(&table::WSGI_HANDLER).value.as_deref().unwrap_or(""),
                     "application loaded"
                 );
                 let defaults = EnvironDefaults {
                     multithread: self.multithread,
                     multiprocess: true,
                     rules: PathRules {
-                        script_name: settings.script_name.value.clone(),
-                        allow_path_info_for_script_mappings: settings.allow_path_info_for_script_mappings.value,
-                        script_name_from_appl_md_path: settings.script_name_from_appl_md_path.value,
-                        path_info_from_request_uri: settings.path_info_from_request_uri.value,
+                        script_name: settings.get(&table::SCRIPT_NAME).value.clone(),
+                        allow_path_info_for_script_mappings: settings
+                            .get(&table::ALLOW_PATH_INFO_FOR_SCRIPT_MAPPINGS)
+                            .value,
+                        script_name_from_appl_md_path: settings.get(&table::SCRIPT_NAME_FROM_APPL_MD_PATH).value,
+                        path_info_from_request_uri: settings.get(&table::PATH_INFO_FROM_REQUEST_URI).value,
                     },
                 };
                 Ok(LoadedApp {
@@ -172,25 +199,23 @@ impl AppLoader {
 
     /// Whether an error page shows the traceback (`PYFCGI_DEBUG`) and the report also goes to FCGI_STDERR
     /// (`PYFCGI_ERRORS_TO_STDERR`). Works when loading failed: from the loaded settings, else from settings
-    /// resolved now, else (when they do not resolve) from the command line and the environment.
+    /// resolved now, where an invalid value takes its default and an unreadable web.config is left out.
     pub fn error_options(&self, params: Option<&Params>) -> (bool, bool) {
+        let options = |s: &Settings| (s.get(&table::DEBUG).value, s.get(&table::ERRORS_TO_STDERR).value);
         if let Some(app) = self.loaded() {
-            return (app.settings.debug.value, app.settings.errors_to_stderr.value);
+            return options(&app.settings);
         }
-        match self.resolve_settings(params) {
-            Ok((settings, _)) => (settings.debug.value, settings.errors_to_stderr.value),
-            Err(_) => (
-                self.cli.debug.unwrap_or_else(super::debug_from_env),
-                self.cli
-                    .errors_to_stderr
-                    .unwrap_or_else(super::errors_to_stderr_from_env),
-            ),
-        }
+        let lenient = |web: Option<&AppSettings>| {
+            Settings::resolve_lenient(&self.cli, web, &process_env, KeyCase::native(), PathListStyle::native()).0
+        };
+        let first = lenient(None);
+        let web = AppSettings::load_from_dir(&app_root(&first, params)).ok().flatten();
+        options(&lenient(web.as_ref()))
     }
 
     /// Sends the log to `WSGI_LOG` if it is set; a file that cannot be opened is reported once per path.
     pub fn open_log(&self, settings: &Settings, app_root: &Path) {
-        let Some(path) = settings.wsgi_log.value.as_deref() else {
+        let Some(path) = settings.get(&table::WSGI_LOG).value.as_deref() else {
             return;
         };
         // A relative WSGI_LOG means relative to the site, not to wherever the process happened to start.
@@ -218,7 +243,7 @@ fn app_root(settings: &Settings, params: Option<&Params>) -> PathBuf {
 }
 
 fn app_root_as_given(settings: &Settings, params: Option<&Params>) -> PathBuf {
-    if let Some(root) = &settings.app_root.value {
+    if let Some(root) = &settings.get(&table::APP_ROOT).value {
         return root.clone();
     }
     if let Some(physical) = params.and_then(|p| p.get_str("APPL_PHYSICAL_PATH")) {
@@ -287,12 +312,12 @@ fn prepare_python(
     if !sys_path.contains(&root).map_err(fail)? {
         sys_path.insert(0, &root).map_err(fail)?;
     }
-    for entry in &settings.pythonpath.value {
+    for entry in &settings.get(&table::PYTHONPATH).value {
         if !sys_path.contains(entry).map_err(fail)? {
             sys_path.append(entry).map_err(fail)?;
         }
     }
-    if settings.ptvsd_secret.value.is_some() {
+    if settings.get(&table::PTVSD_SECRET).value.is_some() {
         warn!(
             "WSGI_PTVSD_SECRET is set, but ptvsd is obsolete and pyfcgi does not start it; use debugpy from your app"
         );
@@ -302,7 +327,7 @@ fn prepare_python(
 
 fn resolve_handler(py: Python<'_>, settings: &Settings) -> Result<Py<PyAny>, LoadFailure> {
     let context = "Error occurred while reading WSGI handler";
-    let name = settings.wsgi_handler.value.as_deref().unwrap_or("");
+    let name = settings.get(&table::WSGI_HANDLER).value.as_deref().unwrap_or("");
     let runtime = python::runtime(py).map_err(|e| python_failure(py, context, &e))?;
     match runtime.call_method1("get_wsgi_handler", (name,)) {
         Ok(handler) if handler.is_callable() => Ok(handler.unbind()),

@@ -17,6 +17,7 @@ pub mod environ;
 pub mod head;
 pub mod io;
 
+use crate::config::table;
 use crate::protocol::RequestHead;
 use crate::python::stdio::{LogWriter, StreamLevel};
 use crate::server::{Exchange, Handler, Suspend};
@@ -69,8 +70,8 @@ impl WsgiHandler {
                 return self.error_response(py, io, None, failure.context, &failure.detail, debug, to_stderr);
             }
         };
-        let debug = app.settings.debug.value;
-        let to_stderr = app.settings.errors_to_stderr.value;
+        let debug = app.settings.get(&table::DEBUG).value;
+        let to_stderr = app.settings.get(&table::ERRORS_TO_STDERR).value;
         if let Err(err) = app.apply_environ(py) {
             warn!(error = %err, "could not re-apply web.config appSettings to os.environ");
         }
@@ -340,22 +341,6 @@ fn send_file(py: Python<'_>, responder: &StartResponse, wrapper: &FileWrapper) -
     Some(result)
 }
 
-fn debug_from_env() -> bool {
-    std::env::var("PYFCGI_DEBUG")
-        .ok()
-        .as_deref()
-        .and_then(crate::config::parse_bool)
-        .unwrap_or(false)
-}
-
-fn errors_to_stderr_from_env() -> bool {
-    std::env::var("PYFCGI_ERRORS_TO_STDERR")
-        .ok()
-        .as_deref()
-        .and_then(crate::config::parse_bool)
-        .unwrap_or(false)
-}
-
 fn html_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -395,7 +380,11 @@ impl Handler for WsgiHandler {
             let exchange = io
                 .take(py)
                 .expect("only the handler takes the exchange, once, at the end of the request");
-            if self.loader.loaded().is_none_or(|app| app.settings.access_log.value) {
+            if self
+                .loader
+                .loaded()
+                .is_none_or(|app| app.settings.get(&table::ACCESS_LOG).value)
+            {
                 info!(
                     target: "pyfcgi::access",
                     method = %request.params.get_str("REQUEST_METHOD").unwrap_or_default(),

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use pyfcgi::protocol::nv;
 use pyfcgi::protocol::record::{self, BeginRequestBody, RecordType, Role, FLAG_KEEP_CONN};
+use pyfcgi::transport::memory::MemoryStream;
 
 /// How long any single read may block before the test fails.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(15);
@@ -280,6 +281,8 @@ impl Drop for Server {
 pub enum Sock {
     Tcp(TcpStream),
     Unix(UnixStream),
+    /// The web server's end of an in-memory connection (tests of the server core without processes).
+    Memory(MemoryStream),
 }
 
 impl Sock {
@@ -292,14 +295,25 @@ impl Sock {
         match &sock {
             Sock::Tcp(s) => s.set_write_timeout(Some(IO_TIMEOUT))?,
             Sock::Unix(s) => s.set_write_timeout(Some(IO_TIMEOUT))?,
+            Sock::Memory(_) => {}
         }
         Ok(sock)
+    }
+
+    /// Wraps the web server's end of an in-memory connection, with the same read timeout as a socket's.
+    pub fn memory(stream: MemoryStream) -> Self {
+        stream.set_read_timeout(Some(IO_TIMEOUT));
+        Self::Memory(stream)
     }
 
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         match self {
             Sock::Tcp(s) => s.set_read_timeout(timeout),
             Sock::Unix(s) => s.set_read_timeout(timeout),
+            Sock::Memory(s) => {
+                s.set_read_timeout(timeout);
+                Ok(())
+            }
         }
     }
 
@@ -307,6 +321,10 @@ impl Sock {
         match self {
             Sock::Tcp(s) => s.shutdown(Shutdown::Write),
             Sock::Unix(s) => s.shutdown(Shutdown::Write),
+            Sock::Memory(s) => {
+                s.shutdown_write();
+                Ok(())
+            }
         }
     }
 }
@@ -316,6 +334,7 @@ impl Read for Sock {
         match self {
             Sock::Tcp(s) => s.read(buf),
             Sock::Unix(s) => s.read(buf),
+            Sock::Memory(s) => s.read(buf),
         }
     }
 }
@@ -325,6 +344,7 @@ impl Write for Sock {
         match self {
             Sock::Tcp(s) => s.write(buf),
             Sock::Unix(s) => s.write(buf),
+            Sock::Memory(s) => s.write(buf),
         }
     }
 

@@ -126,3 +126,42 @@ def test_iis_pythonpath_from_web_config(servers):
     server = iis_server(servers, {"WSGI_HANDLER": "libmod.app", "PYTHONPATH": "{ROOT}/libs/one"})
     resp = server.request("/", iis=True)
     assert resp.ended and resp.body == b"libmod from PYTHONPATH"
+
+
+# ---- start-up settings in web.config: applied when the app root is known at start-up, else reported ----
+
+def max_values(server) -> dict:
+    with server.connect() as conn:
+        return conn.get_values(["FCGI_MAX_CONNS", "FCGI_MAX_REQS"])
+
+
+def test_start_up_settings_in_web_config_apply_when_the_app_root_is_known(servers):
+    server = servers(None, files={"web.config": web_config(
+        {"WSGI_HANDLER": "which.web_app", "PYFCGI_WORKERS": "3", "PYFCGI_MAX_CONNS": "7"})})
+    assert max_values(server) == {b"FCGI_MAX_CONNS": b"7", b"FCGI_MAX_REQS": b"3"}
+    assert server.request("/").body == b"web.config"
+    assert "is ignored" not in server.log()
+
+
+def test_start_up_settings_in_web_config_read_on_the_first_request_are_logged_as_ignored(servers):
+    server = iis_server(servers, {**SETTINGS, "PYFCGI_WORKERS": "3"})
+    state(server, iis=True)
+    log = server.wait_log('PYFCGI_WORKERS = "3" in ')
+    assert "is ignored: set it as a FastCGI environment variable, because it takes effect at start-up" in log
+    assert "PYFCGI_APP_ROOT" in log
+    # What the process really does: the setting from web.config did not apply.
+    assert max_values(server)[b"FCGI_MAX_REQS"] == b"1"
+
+
+def test_log_level_from_web_config_applies_once_web_config_is_read(servers):
+    server = iis_server(servers, {**SETTINGS, "PYFCGI_LOG_LEVEL": "warn"})
+    assert "serving FastCGI" in server.log()  # info, before web.config was read
+    mark = server.mark()
+    state(server, iis=True)
+    state(server, iis=True)
+    assert server.access_lines(mark) == [], server.log_since(mark)
+    # The same site without the setting logs each request.
+    control = iis_server(servers)
+    mark = control.mark()
+    state(control, iis=True)
+    assert len(control.access_lines(mark)) == 1, control.log_since(mark)

@@ -1,5 +1,7 @@
 //! Graceful stop: a flag every worker checks between requests, the wake-ups that make blocked waits notice it,
-//! and (on Unix) SIGTERM/SIGINT handlers that set it.
+//! and (on Unix) SIGTERM/SIGINT handlers that set it. It sits in `transport`, the lower of the two layers that
+//! wait (the IIS pipe's reads must be cut short by it as the server's waits between requests are), so neither
+//! `transport` nor `server` imports the other's types in both directions.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
