@@ -57,15 +57,7 @@ sys.path.insert(0, str(HERE))
 from app import MISBEHAVIOURS, SECRET_MARKER  # noqa: E402
 
 # Case name -> the open defect of issue 12 that makes it fail today. Remove an entry when its fix lands on main.
-KNOWN_DEFECTS = {
-    "burst.handshakes": "defect 2 (listen backlog 128, fd-table growth stalls)",
-    "slow.idle_slots": "defect 3 (no idle timeout; idle connections hold every slot)",
-    "misbehave.huge_header_1mib": "defect 4 (no cap on the response head)",
-    "misbehave.many_headers_10000": "defect 4 (no cap on the response head)",
-    "misbehave.close_raises": "defect 5 (close() raising after a complete body drops the connection)",
-    "malformed.oversized_params": "defect 6 (oversized PARAMS closes without a 431)",
-    "malformed.log_volume": "defect 7 (one WARN line per malformed connection)",
-    "misbehave.no_content_with_length": "defect 8 (Content-Length and body passed on a 204)",
+KNOWN_DEFECTS: dict[str, str] = {
 }
 
 # ---------------------------------------------------------------------------------------------------- results
