@@ -620,8 +620,10 @@ fn max_conns_holds_further_connections_in_the_backlog_while_all_are_busy() {
         a.get_values(&["FCGI_MAX_CONNS"]),
         vec![("FCGI_MAX_CONNS".into(), "2".into())]
     );
+    // b sleeps longer so that a is, without a race, the only idle connection (the one closed to make room) when
+    // the third connection is taken.
     a.send_request(1, true, "/sleep?ms=1500", b"", 65535);
-    b.send_request(1, true, "/sleep?ms=1500", b"", 65535);
+    b.send_request(1, true, "/sleep?ms=3000", b"", 65535);
     // A third connection is not served while both are busy...
     let mut c = server.connect();
     c.send_request(1, true, "/info", b"third", 65535);
