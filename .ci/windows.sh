@@ -9,6 +9,9 @@
 #   PYFCGI_WIN_WORK  work folder for the Wine prefix, Python and logs (default: $TMPDIR/pyfcgi-windows)
 #   PYFCGI_WIN_WSGI  0 = skip the scenarios against pyfcgi.exe + tests/fixtures/flask_echo (run by default)
 #   PYFCGI_WIN_NO_APT  1 = do not apt-get install (tools already there)
+#   PYFCGI_WIN_WHEEL  a pyfcgi-*-cp311-cp311-win_amd64.whl (python/build-wheels.sh) to test as pip installs it:
+#                     pyfcgi.exe + pyfcgi_core.dll from a venv's Scripts folder, started by the fake IIS
+#   PYFCGI_WIN_WHEEL_ONLY  1 = only that: no lints, unit tests or scenarios of the cargo-built binaries
 # Pitfalls handled here (see shared/windows.md): Rust exes need the bcryptprimitives shim under Wine 8; Wine's
 # output must go to pipes, not files; Wine's services must not inherit our pipes (they would keep them open).
 set -euo pipefail
@@ -38,6 +41,11 @@ fi
 rustup target add "$TARGET" x86_64-pc-windows-msvc >/dev/null 2>&1 || rustup target add "$TARGET" x86_64-pc-windows-msvc
 
 # ---- builds and lints -----------------------------------------------------------------------------------------
+WHEEL_ONLY=${PYFCGI_WIN_WHEEL_ONLY:-0}
+if [ "$WHEEL_ONLY" = 1 ]; then
+    log "build --target $TARGET --example fake_iis (wheel scenarios only)"
+    if cargo build --target "$TARGET" --example fake_iis 2>&1 | tail -3; then pass 1; else fail 1 "cross build of fake_iis"; fi
+else
 log "clippy --target x86_64-pc-windows-msvc"
 if cargo clippy --workspace --target x86_64-pc-windows-msvc --all-targets -- -D warnings 2>&1 | tail -3; then pass 1; else fail 1 "clippy msvc"; fi
 log "clippy --target $TARGET"
@@ -60,6 +68,7 @@ elif ! grep -q 'pyfcgi_core_main_v1' <<<"$core_dump" || ! grep -qi 'DLL Name: py
 else
     echo "ok"
     pass 1
+fi
 fi
 
 # ---- Wine ---------------------------------------------------------------------------------------------------
@@ -107,8 +116,9 @@ export WINEPATH
 WINEPATH=$(winepath -w "$PY")
 
 # ---- unit tests under Wine ------------------------------------------------------------------------------------
-log "cargo test --target $TARGET --lib --bin pyfcgi (under Wine)"
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
+if [ "$WHEEL_ONLY" != 1 ]; then
+log "cargo test --target $TARGET --lib --bin pyfcgi (under Wine)"
 set +e
 timeout -k 10 600 cargo test --target "$TARGET" --lib --bin pyfcgi 2>&1 | cat >"$W/unit.txt"
 rc=${PIPESTATUS[0]}
@@ -122,6 +132,7 @@ if [ "$rc" != 0 ] || [ "${bad:-0}" != 0 ]; then
     tail -40 "$W/unit.txt"
 fi
 echo "unit tests: ${ok:-0} passed, ${bad:-0} failed"
+fi
 
 # ---- fake IIS scenarios -----------------------------------------------------------------------------------------
 run_fake_iis() { # label, then fake_iis arguments
@@ -142,9 +153,9 @@ run_fake_iis() { # label, then fake_iis arguments
     fi
 }
 
-run_fake_iis echo -- echo_responder.exe
+[ "$WHEEL_ONLY" = 1 ] || run_fake_iis echo -- echo_responder.exe
 
-if [ "${PYFCGI_WIN_WSGI:-1}" != 0 ]; then
+if [ "${PYFCGI_WIN_WSGI:-1}" != 0 ] && [ "$WHEEL_ONLY" != 1 ]; then
     # pyfcgi.exe with the Flask fixture, configured once through the FastCGI environment and once through
     # web.config appSettings. The launcher finds python311.dll on PATH (WINEPATH) here. --wsgi-fixture adds the
     # error scenarios (a raising route, WSGI_HANDLER=nosuchmodule.app), each with WSGI_LOG in its own folder under
@@ -218,6 +229,80 @@ if [ "${PYFCGI_WIN_WSGI:-1}" != 0 ]; then
         pass 1
     else
         fail 1 "venv with a missing base Python: no %TEMP%\\pyfcgi-launcher.log ($FALLBACK, exit status $rc)"
+    fi
+fi
+
+# ---- the win_amd64 wheel, as pip installs it ----------------------------------------------------------------------
+if [ -n "${PYFCGI_WIN_WHEEL:-}" ]; then
+    # Linux pip installs the wheel for Windows with --platform, which needs --target: the scripts land in T/bin
+    # (where find_pyfcgi_bin() looks for a --target install) and the package in T. A Windows venv gets the same
+    # files in Scripts\ and Lib\site-packages\; that is the layout assembled here, with Python on no path.
+    STAGE=$W/wheel-target
+    WV=$W/venv-wheel
+    rm -rf "$STAGE" "$WV"
+    log "wheel: pip install --platform win_amd64 --target ${PYFCGI_WIN_WHEEL##*/}"
+    if pip install -q --no-deps --platform win_amd64 --python-version 3.11 --implementation cp --abi cp311 \
+        --only-binary=:all: --target "$STAGE" "$PYFCGI_WIN_WHEEL" &&
+        [ -f "$STAGE/bin/pyfcgi.exe" ] && [ -f "$STAGE/bin/pyfcgi_core.dll" ] &&
+        grep -q '^\.\./\.\./bin/pyfcgi.exe,\|bin/pyfcgi.exe,' "$STAGE"/pyfcgi-*.dist-info/RECORD &&
+        grep -q 'bin/pyfcgi_core.dll,' "$STAGE"/pyfcgi-*.dist-info/RECORD; then
+        echo "installed: $(cd "$STAGE" && ls bin/*)"
+        pass 1
+    else
+        ls -R "$STAGE" 2>/dev/null | head -20
+        fail 1 "wheel: pip install --target gives bin/pyfcgi.exe and bin/pyfcgi_core.dll, both in RECORD"
+    fi
+    log "wheel: python -m pyfcgi --version (a child process on Windows), from the --target layout"
+    set +e
+    out=$(env -u WINEPATH PYTHONPATH="$(winepath -w "$STAGE")" timeout -k 10 120 wine "$PY/python.exe" -m pyfcgi --version 2>&1 </dev/null | cat)
+    set -e
+    echo "$out"
+    if grep -q '^pyfcgi [0-9.]* (for Python 3.11)' <<<"$out"; then pass 1; else fail 1 "wheel: python -m pyfcgi --version"; fi
+    mkdir -p "$WV/Scripts" "$WV/Lib"
+    cp -r "$PY/Lib/site-packages" "$WV/Lib/site-packages"
+    cp -r "$STAGE/pyfcgi" "$STAGE"/pyfcgi-*.dist-info "$WV/Lib/site-packages/"
+    cp "$STAGE/bin/pyfcgi.exe" "$STAGE/bin/pyfcgi_core.dll" "$WV/Scripts/"
+    printf 'home = %s\r\ninclude-system-site-packages = false\r\nversion = 3.11.9\r\n' "$(winepath -w "$PY")" >"$WV/pyvenv.cfg"
+    WEXE=$(winepath -w "$WV/Scripts/pyfcgi.exe")
+    APP=$W/flask_app_wheel
+    rm -rf "$APP" && mkdir -p "$APP" && cp "$ROOT/tests/fixtures/flask_echo/app.py" "$APP/"
+    APPW=$(winepath -w "$APP")
+    log "wheel: the installed pyfcgi.exe check, Python on no path"
+    set +e
+    (cd "$APP" && env -u WINEPATH timeout -k 10 120 wine "$WEXE" check --app-root "$APPW" --app app.app 2>&1 | cat) | tee "$W/wheel-check.txt"
+    set -e
+    if grep -q 'found by `home` in .*venv-wheel.pyvenv.cfg' "$W/wheel-check.txt" && grep -q '^OK: the application imports' "$W/wheel-check.txt"; then
+        pass 1
+    else
+        fail 1 "wheel: installed pyfcgi.exe check"
+    fi
+    WINEPATH_SAVED=$WINEPATH
+    unset WINEPATH
+    run_fake_iis wheel-venv --wsgi-fixture --app-dir "$APPW" --env WSGI_HANDLER=app.app --env "PYTHONPATH=$APPW" --mode overlapped \
+        --mode tcp -- "$WEXE"
+    run_fake_iis wheel-appsettings --wsgi-fixture --app-dir "$APPW" --app-setting WSGI_HANDLER=app.app \
+        --app-setting "PYTHONPATH=$APPW" -- "$WEXE"
+    export WINEPATH=$WINEPATH_SAVED
+
+    # Issue 12: a WSGI_LOG set only in web.config receives the launcher's failure. The app folder is the
+    # process's working directory here (as when IIS starts it in the site folder).
+    BROKEN=$W/venv-wheel-broken
+    rm -rf "$BROKEN" && mkdir -p "$BROKEN/Scripts" "$W/site-broken"
+    cp "$WV/Scripts/pyfcgi.exe" "$WV/Scripts/pyfcgi_core.dll" "$BROKEN/Scripts/"
+    printf 'home = C:\\Python311-removed\r\nversion = 3.11.9\r\n' >"$BROKEN/pyvenv.cfg"
+    printf '<?xml version="1.0"?>\r\n<configuration><appSettings><add key="WSGI_LOG" value="logs\\site.log"/></appSettings></configuration>\r\n' \
+        >"$W/site-broken/web.config"
+    rm -rf "$W/site-broken/logs" && mkdir -p "$W/site-broken/logs"
+    log "wheel: a missing base Python is logged to the WSGI_LOG of web.config"
+    set +e
+    (cd "$W/site-broken" && env -u WINEPATH -u WSGI_LOG timeout -k 10 60 wine "$(winepath -w "$BROKEN/Scripts/pyfcgi.exe")" </dev/null 2>&1 | cat)
+    rc=${PIPESTATUS[0]}
+    set -e
+    cat "$W/site-broken/logs/site.log" 2>/dev/null || true
+    if [ "$rc" = 3 ] && grep -qF 'C:\Python311-removed\python311.dll is missing' "$W/site-broken/logs/site.log" 2>/dev/null; then
+        pass 1
+    else
+        fail 1 "wheel: exit status $rc, or the launcher's failure is not in web.config's WSGI_LOG"
     fi
 fi
 

@@ -82,6 +82,8 @@ PYFCGI_BIN=${PYFCGI_BIN:-}
 # --no-access-log: uWSGI runs with --disable-logging; the others log nothing per request.
 PYFCGI_BIND_CMD=${PYFCGI_BIND_CMD:-"{pyfcgi} --bind {addr} --app {app} --app-root {app_root} --no-access-log"}
 PYFCGI_FD0_CMD=${PYFCGI_FD0_CMD:-"{python} $LIB/fd0spawn.py {addr} {pyfcgi} --app {app} --app-root {app_root} --no-access-log"}
+# pyfcgi-access-log: pyfcgi's default, one access line per request (to stderr, which goes to the backend's log file).
+PYFCGI_ACCESS_CMD=${PYFCGI_ACCESS_CMD:-"{pyfcgi} --bind {addr} --app {app} --app-root {app_root}"}
 CEILING_CMD=${CEILING_CMD:-"{ceiling} --bind {addr} --app {app}"}
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -226,12 +228,14 @@ backend_setup() {
     UPSTREAM=$ADDR KIND=fcgi BUFFERING=on KEEPCONN=on SKIP="" CMD=() ENVS=() EXTRA_PARAMS=""
     local module=${SPEC%%:*} callable=${SPEC##*:}
     case "$name" in
-        pyfcgi-bind|pyfcgi-fd0)
+        pyfcgi-bind|pyfcgi-fd0|pyfcgi-access-log)
             if [ -z "$PYFCGI_BIN" ]; then SKIP="PYFCGI_BIN is not set"; return; fi
             if [ ! -x "$PYFCGI_BIN" ]; then SKIP="PYFCGI_BIN=$PYFCGI_BIN does not exist"; return; fi
             ENVS=(VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH")
             if [ "$name" = pyfcgi-bind ]; then
                 read -r -a CMD <<<"$(fill "$PYFCGI_BIND_CMD")"
+            elif [ "$name" = pyfcgi-access-log ]; then
+                read -r -a CMD <<<"$(fill "$PYFCGI_ACCESS_CMD")"
             else
                 read -r -a CMD <<<"$(fill "$PYFCGI_FD0_CMD")"
             fi ;;

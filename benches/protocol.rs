@@ -30,6 +30,7 @@ fn decode_request(parser: &mut Parser, mut input: &[u8]) -> usize {
             Some(Event::Stdin(data)) => body += black_box(data).len(),
             Some(Event::StdinEnd) => ended = true,
             Some(Event::Abort) => panic!("no abort was sent"),
+            Some(Event::Rejected { reason, .. }) => panic!("the benchmark request was rejected: {reason}"),
             None => {}
         }
         input = &input[parsed.consumed..];

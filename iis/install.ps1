@@ -22,9 +22,9 @@ param(
   [string] $AppPoolIdentity = "IIS AppPool\DefaultAppPool",
   [int] $MaxInstances = 0,
   [int] $InstanceMaxRequests = 10000,
-  # A pyfcgi.exe built for this Python version, copied into the venv with the pyfcgi_core.dll beside it;
-  # without it, pip installs pyfcgi.
-  [string] $PyfcgiExe = ""
+  # A pyfcgi wheel file for this Python version (pyfcgi-X-cp311-cp311-win_amd64.whl from
+  # python/build-wheels.sh); without it, pip installs pyfcgi from the package index (not published there yet).
+  [string] $Wheel = ""
 )
 $ErrorActionPreference = "Stop"
 
@@ -39,10 +39,10 @@ $venv = Join-Path $SiteRoot ".venv"
 if (-not (Test-Path (Join-Path $venv "Scripts\python.exe"))) { & $Python -m venv $venv }
 $venvPython = Join-Path $venv "Scripts\python.exe"
 $exe = Join-Path $venv "Scripts\pyfcgi.exe"
-if ($PyfcgiExe) {
-  Copy-Item -Force $PyfcgiExe $exe
-  Copy-Item -Force (Join-Path (Split-Path -Parent $PyfcgiExe) "pyfcgi_core.dll") (Join-Path $venv "Scripts")
-} else { & $venvPython -m pip install --upgrade pyfcgi }
+# pip puts pyfcgi.exe and pyfcgi_core.dll into Scripts\ (and refuses a wheel of another Python minor version).
+if ($Wheel) { & $venvPython -m pip install --upgrade --force-reinstall $Wheel }
+else { & $venvPython -m pip install --upgrade pyfcgi }
+if ($LASTEXITCODE -ne 0) { throw "pip could not install pyfcgi into $venv" }
 $requirements = Join-Path $SiteRoot "requirements.txt"
 if (Test-Path $requirements) { & $venvPython -m pip install -r $requirements }
 

@@ -33,12 +33,14 @@ pub struct PythonLocation {
     /// Found through the caller's environment (`PYFCGI_PYTHON_HOME`, `PYTHONHOME`, `VIRTUAL_ENV`, `PATH`), which
     /// IIS will not have: `enable` then records the folder as `PYFCGI_PYTHON_HOME` for the registration.
     pub from_environment: bool,
+    /// The base interpreter, when the launcher knows it: CPython's program name when no venv is in use.
+    pub program: Option<PathBuf>,
 }
 
 #[derive(Parser)]
 #[command(
     name = "pyfcgi",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (for Python ", env!("PYFCGI_BUILD_PYTHON_VERSION"), ")"),
     about = "Run Python WSGI applications under IIS and any FastCGI web server",
     after_help = "Each setting's flag overrides its web.config appSetting, which overrides its environment \
                   variable. `pyfcgi check` shows every setting, its value and where it came from."
@@ -56,12 +58,20 @@ enum Command {
     /// Serve the application (the default when no command is given).
     Serve(SettingArgs),
     /// Resolve the configuration as a request would, import the application, and report what is wrong.
-    Check(SettingArgs),
+    Check {
+        #[command(flatten)]
+        settings: SettingArgs,
+        #[command(flatten)]
+        access: iis::access::AsArgs,
+    },
     /// Register this executable as an IIS FastCGI application (like wfastcgi-enable) and print the
     /// scriptProcessor value for the handler mapping.
     Enable(IisArgs),
     /// Remove the IIS FastCGI registration made by `enable` (like wfastcgi-disable).
     Disable(IisArgs),
+    /// Read the IIS configuration (applicationHost.config, web.config files, <location> tags) as IIS does and
+    /// report what makes Python sites fail or misbehave, with file, line and fix. Read-only.
+    Doctor(iis::doctor::DoctorArgs),
     /// Print the README's settings table, generated from the settings table (for maintainers).
     #[command(hide = true)]
     SettingsTable,
@@ -98,7 +108,8 @@ struct IisArgs {
 
 /// Starts the interpreter with the venv the start-up settings name.
 fn start_python(venv: Option<PathBuf>, location: Option<&PythonLocation>) -> anyhow::Result<python::PythonInfo> {
-    let info = python::start(&StartOptions { venv }).context("cannot start the embedded Python")?;
+    let program = location.and_then(|l| l.program.clone());
+    let info = python::start(&StartOptions { venv, program }).context("cannot start the embedded Python")?;
     info!(
         version = %info.version.split_whitespace().next().unwrap_or(""),
         executable = %info.executable,
@@ -163,8 +174,10 @@ fn serve(args: SettingArgs, python: Option<&PythonLocation>) -> anyhow::Result<(
         options.workers = options.max_conns;
     }
     let handler = Arc::new(handler);
-    launch::serve(&options, handler.clone(), Shutdown::new())?;
+    let served = launch::serve(&options, handler.clone(), Shutdown::new());
     handler.shutdown(std::time::Duration::from_secs(options.shutdown_timeout));
+    crate::logging::flush();
+    served?;
     Python::attach(|py| {
         // The interpreter is not finalized (application threads may still run), but atexit handlers, which
         // flush logs and close pools, get their chance.
@@ -175,7 +188,7 @@ fn serve(args: SettingArgs, python: Option<&PythonLocation>) -> anyhow::Result<(
     Ok(())
 }
 
-fn check(args: SettingArgs, python: Option<&PythonLocation>) -> anyhow::Result<bool> {
+fn check(args: SettingArgs, access: iis::access::AsArgs, python: Option<&PythonLocation>) -> anyhow::Result<bool> {
     crate::logging::init("warn");
     let cli = args.overrides;
     let loader = AppLoader::new(cli.clone(), false);
@@ -217,7 +230,7 @@ fn check(args: SettingArgs, python: Option<&PythonLocation>) -> anyhow::Result<b
     let info = start_python(settings.get(&table::VENV).value.clone(), python)?;
     println!("\nPython {}", info.version.replace('\n', " "));
     if let Some(location) = python {
-        println!("  DLL: {} (found by {})", location.dll.display(), location.found_by);
+        println!("  library: {} (found by {})", location.dll.display(), location.found_by);
     }
     println!("  executable: {}", info.executable);
     println!("  prefix: {}", info.prefix);
@@ -229,6 +242,22 @@ fn check(args: SettingArgs, python: Option<&PythonLocation>) -> anyhow::Result<b
         ),
         None => println!("  virtual environment: none"),
     }
+    let access_ok = match &access.identity {
+        Some(identity) => iis::access::print_check_as(
+            identity,
+            &iis::access::Resolved {
+                python_home: python
+                    .and_then(|l| l.dll.parent())
+                    .or(Some(std::path::Path::new(&info.prefix))),
+                venv: info.venv.as_ref().map(|v| v.root.as_path()),
+                app_root: &app_root,
+                web_config: web_config.as_deref(),
+                wsgi_log: settings.get(&table::WSGI_LOG).value.as_deref(),
+            },
+        )
+        .with_context(|| format!("check --as {identity:?}"))?,
+        None => true,
+    };
     let ok = Python::attach(|py| match loader.get(py, None) {
         Ok(app) => {
             let path = py
@@ -258,7 +287,7 @@ fn check(args: SettingArgs, python: Option<&PythonLocation>) -> anyhow::Result<b
             false
         }
     });
-    Ok(ok)
+    Ok(ok && access_ok)
 }
 
 fn iis_register(args: IisArgs, enable: bool, python: Option<&PythonLocation>) -> anyhow::Result<bool> {
@@ -365,9 +394,13 @@ where
     let result = match cli.command {
         None => serve(cli.serve, python).map(|()| true),
         Some(Command::Serve(args)) => serve(args, python).map(|()| true),
-        Some(Command::Check(args)) => check(args, python),
+        Some(Command::Check { settings, access }) => match access.ensure_supported() {
+            Ok(()) => check(settings, access, python),
+            Err(why) => Err(anyhow::anyhow!(why)),
+        },
         Some(Command::Enable(args)) => iis_register(args, true, python),
         Some(Command::Disable(args)) => iis_register(args, false, python),
+        Some(Command::Doctor(args)) => iis::doctor::command(args),
         Some(Command::SettingsTable) => {
             print!("{}", crate::config::table::readme_table());
             Ok(true)
@@ -393,6 +426,7 @@ mod tests {
             dll: PathBuf::from("py311").join("python311.dll"),
             found_by: "PATH".into(),
             from_environment,
+            program: None,
         }
     }
 

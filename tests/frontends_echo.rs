@@ -330,6 +330,31 @@ fn nginx_posts_over_16_kib_on_a_kept_connection_do_not_wait_for_a_delayed_ack() 
     }
 }
 
+/// A request whose FastCGI parameters exceed `--max-params-bytes` (here a 6,000-byte cookie) used to close the
+/// connection without an answer, which nginx turned into a 502. Now it is a 431 and the next request is served.
+#[test]
+fn nginx_gets_431_not_502_for_oversized_params() {
+    let echo = Responder::start(
+        "echo",
+        &echo_responder_path(),
+        &["--workers", "2", "--max-params-bytes", "4000"],
+        &[],
+        BindKind::Tcp,
+    );
+    let nginx = Nginx::start(NginxConfig::new(echo.upstream()).keepalive(Some(1)));
+    for body_len in [0, 50_000] {
+        let answer = http::request(
+            nginx.port(),
+            Request::post("/info", vec![b'b'; body_len]).header("Cookie", &"c".repeat(6000)),
+        );
+        answer.assert_status(431);
+        let after = http::post(nginx.port(), "/info", b"after".to_vec());
+        after.assert_status(200);
+        assert_eq!(info_value(&after.text(), "body_len"), "5");
+    }
+    assert!(echo.log().contains("request refused with 431"), "{}", echo.log());
+}
+
 #[test]
 fn lighttpd_spawns_echo_on_fd0() {
     let scratch = Scratch::new("static");

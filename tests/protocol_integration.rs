@@ -423,14 +423,6 @@ fn malformed_input_closes_that_connection_only() {
             "unsupported FastCGI version 2",
         ),
         (
-            "oversized params",
-            Box::new(|c| {
-                c.begin(1, 1, true);
-                c.params_owned(1, &[("HTTP_COOKIE", "c".repeat(2000))]);
-            }),
-            "request parameters exceed the limit of 1000 bytes",
-        ),
-        (
             "malformed name-value pair",
             Box::new(|c| {
                 c.begin(1, 1, true);
@@ -481,6 +473,62 @@ fn malformed_input_closes_that_connection_only() {
             "2",
             "{name}"
         );
+    }
+}
+
+/// An oversized PARAMS block (a huge cookie, a long parameter name) used to close the connection without an
+/// answer (nginx: 502). Records are framed, so the request is skipped to its end and answered 431, and the
+/// connection stays in step for the next request.
+#[test]
+fn oversized_params_are_answered_431_and_the_kept_connection_goes_on() {
+    let server = Server::start(Launch::BindTcp, &["--max-params-bytes", "20000"], &[]);
+    let mut c = server.connect();
+    let peer = local_peer(&c);
+    let cases: [(&str, (String, String), &str); 2] = [
+        (
+            "oversized block",
+            ("HTTP_COOKIE".into(), "c".repeat(30_000)),
+            "request parameters exceed the limit of 20000 bytes",
+        ),
+        (
+            "parameter name too long",
+            ("N".repeat(9000), "v".into()),
+            "parameter name of 9000 bytes exceeds the limit",
+        ),
+    ];
+    for (id, (name, pair, problem)) in (1u16..).zip(cases) {
+        let body = body_of(100_000, u32::from(id));
+        c.begin(id, 1, true);
+        let mut params = request_params("POST", "/info", body.len());
+        params.push(("HTTP_X", String::new()));
+        let (big_name, big_value) = pair;
+        let mut content = Vec::new();
+        for (n, v) in &params {
+            pyfcgi::protocol::nv::write_pair(&mut content, n.as_bytes(), v.as_bytes());
+        }
+        pyfcgi::protocol::nv::write_pair(&mut content, big_name.as_bytes(), big_value.as_bytes());
+        let mut out = Vec::new();
+        pyfcgi::protocol::record::write_stream(&mut out, pyfcgi::protocol::record::RecordType::Params, id, &content);
+        pyfcgi::protocol::record::write_stream_end(&mut out, pyfcgi::protocol::record::RecordType::Params, id);
+        c.send(&out);
+        c.stdin(id, &body, 8000);
+        c.stdin_end(id);
+        let resp = c.read_response(id);
+        assert_eq!(resp.protocol_status, REQUEST_COMPLETE, "{name}");
+        assert!(
+            resp.head().starts_with("Status: 431 Request Header Fields Too Large"),
+            "{name}: {}",
+            resp.head()
+        );
+        server
+            .wait_log(
+                |l| l.contains(problem) && l.contains(&peer) && l.contains("431"),
+                Duration::from_secs(10),
+            )
+            .unwrap_or_else(|| panic!("{name}: no log line naming {problem:?}:\n{}", server.log_text()));
+        // The same connection serves the next request.
+        let next = c.request(id + 10, true, "/info", b"after");
+        assert_eq!(next.info()["body_len"], "5", "{name}");
     }
 }
 
@@ -572,8 +620,10 @@ fn max_conns_holds_further_connections_in_the_backlog_while_all_are_busy() {
         a.get_values(&["FCGI_MAX_CONNS"]),
         vec![("FCGI_MAX_CONNS".into(), "2".into())]
     );
+    // b sleeps longer so that a is, without a race, the only idle connection (the one closed to make room) when
+    // the third connection is taken.
     a.send_request(1, true, "/sleep?ms=1500", b"", 65535);
-    b.send_request(1, true, "/sleep?ms=1500", b"", 65535);
+    b.send_request(1, true, "/sleep?ms=3000", b"", 65535);
     // A third connection is not served while both are busy...
     let mut c = server.connect();
     c.send_request(1, true, "/info", b"third", 65535);

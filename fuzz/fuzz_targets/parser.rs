@@ -15,6 +15,7 @@ enum Seen {
     Stdin(Vec<u8>),
     StdinEnd,
     Abort,
+    Rejected(u16),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -43,6 +44,8 @@ fn check_output(output: &[u8]) {
                 assert_ne!(header.request_id, 0);
                 EndRequestBody::decode(content).expect("END_REQUEST body");
             }
+            // The parser's own 431 answer to oversized parameters.
+            RecordType::Stdout => assert_ne!(header.request_id, 0),
             other => panic!("the parser wrote a {other:?} record"),
         }
         rest = &rest[HEADER_LEN + header.body_len()..];
@@ -116,6 +119,8 @@ fn drive(input: &[u8], pieces: &[usize]) -> Trace {
                     trace.events.push(Seen::Abort);
                     finish = true;
                 }
+                // Oversized parameters: the parser answers 431 and ends the request itself.
+                Some(Event::Rejected { id, .. }) => trace.events.push(Seen::Rejected(id)),
             }
             buffer.drain(..parsed.consumed);
             trace.output.extend_from_slice(parser.output());

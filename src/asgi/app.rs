@@ -85,6 +85,7 @@ impl Runtime {
         let options = RequestOptions {
             debug: app.settings.get(&table::DEBUG).value,
             errors_to_stderr: app.settings.get(&table::ERRORS_TO_STDERR).value,
+            max_head: crate::wsgi::head::limit(app.settings.get(&table::MAX_RESPONSE_HEADER_BYTES).value),
         };
         let lifespan = glue.getattr("Lifespan")?.call1((app.callable.bind(py), &event_loop))?;
         let tasks = PySet::empty(py)?;

@@ -68,6 +68,8 @@ fn ready<'py>(py: Python<'py>, value: Bound<'py, PyAny>) -> PyResult<Bound<'py, 
 pub struct RequestOptions {
     pub debug: bool,
     pub errors_to_stderr: bool,
+    /// Largest response header block (`PYFCGI_MAX_RESPONSE_HEADER_BYTES`).
+    pub max_head: usize,
 }
 
 /// `receive`, `send` and the done-callback of one request (bound methods of this object).
@@ -187,7 +189,7 @@ pub fn reason(status: u16) -> &'static str {
 }
 
 /// Validates `http.response.start`'s status and headers into the CGI header block.
-fn response_head(message: &Bound<'_, PyAny>) -> PyResult<head::Head> {
+fn response_head(message: &Bound<'_, PyAny>, max_head: usize) -> PyResult<head::Head> {
     let py = message.py();
     let status = message
         .get_item(intern!(py, "status"))
@@ -215,7 +217,7 @@ fn response_head(message: &Bound<'_, PyAny>) -> PyResult<head::Head> {
         format!("{code} {phrase}")
     };
     let bad = |e: head::HeadError| PyValueError::new_err(format!("http.response.start: {e}"));
-    let mut builder = HeadBuilder::new(line.as_bytes(), 8).map_err(bad)?;
+    let mut builder = HeadBuilder::new(line.as_bytes(), 8, max_head).map_err(bad)?;
     let headers = match message.get_item(intern!(py, "headers")) {
         Ok(headers) if !headers.is_none() => Some(headers),
         _ => None,
@@ -301,7 +303,7 @@ impl AsgiRequest {
                     ));
                 }
                 drop(st);
-                let head = response_head(message)?;
+                let head = response_head(message, self.options.max_head)?;
                 let mut st = self.shared.lock();
                 st.started = true;
                 st.status = head.status;
@@ -324,7 +326,9 @@ impl AsgiRequest {
                     Some(more) => more.is_truthy()?,
                     None => false,
                 };
-                if !self.head_request && !head::bodiless(b"GET", st.status) {
+                // HEAD, 1xx, 204 and 304 carry no body (RFC 9110), whatever the application sends.
+                let bodiless = self.head_request || head::bodiless(b"GET", st.status);
+                if !bodiless {
                     let mut lengths = self.lengths.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                     let (declared, sent) = &mut *lengths;
                     let total = *sent + body.len() as u64;
@@ -336,7 +340,7 @@ impl AsgiRequest {
                     }
                     *sent = total;
                 }
-                if !body.is_empty() && !self.head_request {
+                if !body.is_empty() && !bodiless {
                     st.out_bytes += body.len();
                     st.out.push_back(Out::Body {
                         data: body,

@@ -701,6 +701,48 @@ pub static INTERFACE: Def<Interface> = Def {
     show,
 };
 
+pub static MAX_RESPONSE_HEADER_BYTES: Def<u64> = Def {
+    meta: meta!("PYFCGI_MAX_RESPONSE_HEADER_BYTES",
+        flag: Flag::None,
+        web_config: WebConfig::Yes, when: When::App, section: Section::App, origin: Origin::Pyfcgi,
+        default: "`65536`",
+        example: r"262144",
+        help: "Largest response header block (status line and headers) an application may produce; past it the \
+               request is answered with a logged 500 naming the header and its size. 0 means unlimited.",
+    ),
+    default: || crate::wsgi::head::DEFAULT_MAX_HEAD as u64,
+    resolve: Resolve::Parse(parse_max_requests),
+    show,
+};
+
+/// Parses `PYFCGI_LOG_ROTATE` (an empty value means no rotation).
+fn parse_log_rotate(raw: &str) -> Result<Option<Option<crate::logging::RotatePolicy>>, String> {
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    raw.parse()
+        .map(|p| Some(Some(p)))
+        .map_err(|_| crate::logging::ROTATE_EXPECTED.to_owned())
+}
+
+fn show_log_rotate(v: &Option<crate::logging::RotatePolicy>) -> Option<String> {
+    v.as_ref().map(ToString::to_string)
+}
+
+pub static LOG_ROTATE: Def<Option<crate::logging::RotatePolicy>> = Def {
+    meta: meta!("PYFCGI_LOG_ROTATE",
+        flag: Flag::None,
+        web_config: WebConfig::Yes, when: When::App, section: Section::App, origin: Origin::Pyfcgi,
+        default: "no rotation",
+        example: r"size=50MB,daily,keep=7",
+        help: "Rotate `WSGI_LOG`: comma-separated `size=N` (`KB`, `MB`, `GB`; 1 KB = 1024 bytes), `daily` (first \
+               write after midnight UTC), `keep=N` (old files kept, default 7). See [Logs](#logs).",
+    ),
+    default: none,
+    resolve: Resolve::Parse(parse_log_rotate),
+    show: show_log_rotate,
+};
+
 pub static BIND: Def<Option<BindAddress>> = Def {
     meta: meta!("PYFCGI_BIND",
         flag: Flag::Value { long: "bind", value_name: "ADDRESS" },
@@ -845,6 +887,8 @@ pub static ALL: &[&dyn Row] = &[
     &PATH_INFO_FROM_REQUEST_URI,
     &MAX_REQUESTS,
     &INTERFACE,
+    &MAX_RESPONSE_HEADER_BYTES,
+    &LOG_ROTATE,
     &BIND,
     &WORKERS,
     &MAX_CONNS,

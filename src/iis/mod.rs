@@ -4,6 +4,9 @@
 //! handler snippet. Building the commands is pure and tested everywhere; running them happens only on Windows,
 //! and `--dry-run` prints them instead.
 
+pub mod access;
+pub mod doctor;
+
 use std::path::{Path, PathBuf};
 
 /// What to register.

@@ -1,8 +1,10 @@
 //! The per-connection FastCGI state machine, sans-IO: the caller hands it the bytes it has read, it consumes at most
 //! one record per call and returns what happened (a request's head, a piece of its body, the end of the body, an
 //! abort). Replies the protocol itself requires (GET_VALUES_RESULT, UNKNOWN_TYPE, END_REQUEST with CANT_MPX_CONN or
-//! UNKNOWN_ROLE) are queued in an output buffer the caller writes out. It enforces the limits and turns every
-//! malformed input into a [`ProtocolError`]; after an error the connection must be closed.
+//! UNKNOWN_ROLE) are queued in an output buffer the caller writes out, and so is the whole answer to a request whose
+//! parameters exceed the limits: records are framed, so such a request is skipped to its end and answered 431
+//! (Request Header Fields Too Large) without losing the connection ([`Event::Rejected`] says so once). Every other
+//! malformed input is a [`ProtocolError`]; after an error the connection must be closed.
 
 use super::nv::{self, Params};
 use super::record::{
@@ -66,7 +68,14 @@ pub enum Event<'a> {
     StdinEnd,
     /// The web server aborted the active request.
     Abort,
+    /// The active request's parameters exceed the limits (`reason` says which). The parser skips the rest of
+    /// the request and answers it 431 itself once its body has ended; the application never sees it.
+    Rejected { id: u16, reason: ProtocolError },
 }
+
+/// The answer to a request whose parameters exceed the limits. Sent only after its body has ended (nginx keeps
+/// sending a body until the answer begins), so the connection stays in step and can be kept.
+const TOO_LARGE_BODY: &[u8] = b"Request header fields too large\n";
 
 /// Result of one [`Parser::parse`] call.
 #[derive(Debug, PartialEq, Eq)]
@@ -86,6 +95,13 @@ enum State {
     Stdin { id: u16, keep_conn: bool },
     /// The body is complete; the application is producing the response.
     Responding { id: u16, keep_conn: bool },
+    /// The parameters exceeded the limits: the rest of the request (PARAMS until `params_done`, then STDIN) is
+    /// skipped and answered 431 at the end of its body.
+    Rejected {
+        id: u16,
+        keep_conn: bool,
+        params_done: bool,
+    },
 }
 
 /// The connection state machine. See the module documentation.
@@ -194,7 +210,10 @@ impl Parser {
     fn active_id(&self) -> Option<u16> {
         match &self.state {
             State::Idle => None,
-            State::Params { id, .. } | State::Stdin { id, .. } | State::Responding { id, .. } => Some(*id),
+            State::Params { id, .. }
+            | State::Stdin { id, .. }
+            | State::Responding { id, .. }
+            | State::Rejected { id, .. } => Some(*id),
         }
     }
 
@@ -221,6 +240,17 @@ impl Parser {
     }
 
     fn on_params<'a>(&mut self, id: u16, content: &[u8]) -> Result<Option<Event<'a>>, ProtocolError> {
+        if let State::Rejected {
+            id: active,
+            params_done,
+            ..
+        } = &mut self.state
+        {
+            if *active == id && !*params_done && content.is_empty() {
+                *params_done = true;
+            }
+            return Ok(None);
+        }
         let State::Params {
             id: active,
             keep_conn,
@@ -234,17 +264,53 @@ impl Parser {
         }
         if !content.is_empty() {
             if raw.len() + content.len() > self.limits.max_params_bytes {
-                return Err(ProtocolError::ParamsTooLarge {
-                    limit: self.limits.max_params_bytes,
-                });
+                let keep_conn = *keep_conn;
+                return Ok(Some(self.reject(
+                    id,
+                    keep_conn,
+                    false,
+                    ProtocolError::ParamsTooLarge {
+                        limit: self.limits.max_params_bytes,
+                    },
+                )));
             }
             raw.extend_from_slice(content);
             return Ok(None);
         }
         let (keep_conn, raw) = (*keep_conn, std::mem::take(raw));
-        let params = Params::parse(raw, self.limits.max_name_len)?;
+        let params = match Params::parse(raw, self.limits.max_name_len) {
+            Ok(params) => params,
+            Err(reason @ ProtocolError::NameTooLong { .. }) => {
+                return Ok(Some(self.reject(id, keep_conn, true, reason)))
+            }
+            Err(other) => return Err(other),
+        };
         self.state = State::Stdin { id, keep_conn };
         Ok(Some(Event::Request(RequestHead { id, keep_conn, params })))
+    }
+
+    fn reject<'a>(&mut self, id: u16, keep_conn: bool, params_done: bool, reason: ProtocolError) -> Event<'a> {
+        self.state = State::Rejected {
+            id,
+            keep_conn,
+            params_done,
+        };
+        Event::Rejected { id, reason }
+    }
+
+    /// Ends a rejected request: the 431 answer, the end of STDOUT and END_REQUEST.
+    fn answer_rejected(&mut self, id: u16, keep_conn: bool) {
+        let head = format!(
+            "Status: 431 Request Header Fields Too Large\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+            TOO_LARGE_BODY.len()
+        );
+        let mut stdout = head.into_bytes();
+        stdout.extend_from_slice(TOO_LARGE_BODY);
+        record::write_record(&mut self.output, RecordType::Stdout, id, &stdout);
+        record::write_record(&mut self.output, RecordType::Stdout, id, &[]);
+        record::write_end_request(&mut self.output, id, 0, ProtocolStatus::RequestComplete);
+        self.close_requested |= !keep_conn;
+        self.state = State::Idle;
     }
 
     fn on_stdin<'a>(&mut self, id: u16, content: &'a [u8]) -> Result<Option<Event<'a>>, ProtocolError> {
@@ -264,10 +330,23 @@ impl Parser {
                 record_type: RecordType::Stdin.as_u8(),
                 request_id: id,
             }),
-            State::Params { id: active, .. } if active == id => Err(ProtocolError::UnexpectedRecord {
+            State::Params { id: active, .. }
+            | State::Rejected {
+                id: active,
+                params_done: false,
+                ..
+            } if active == id => Err(ProtocolError::UnexpectedRecord {
                 record_type: RecordType::Stdin.as_u8(),
                 request_id: id,
             }),
+            State::Rejected {
+                id: active, keep_conn, ..
+            } if active == id => {
+                if content.is_empty() {
+                    self.answer_rejected(id, keep_conn);
+                }
+                Ok(None)
+            }
             _ => self.stray(RecordType::Stdin, id),
         }
     }
@@ -281,6 +360,9 @@ impl Parser {
     fn on_abort<'a>(&mut self, id: u16) -> Option<Event<'a>> {
         match &self.state {
             State::Params {
+                id: active, keep_conn, ..
+            }
+            | State::Rejected {
                 id: active, keep_conn, ..
             } if *active == id => {
                 // Nothing was handed to the application yet, so the parser finishes the request itself.
@@ -333,9 +415,10 @@ impl Parser {
     pub fn finish_request(&mut self) -> bool {
         let keep = match self.state {
             State::Idle => !self.close_requested,
-            State::Params { keep_conn, .. } | State::Stdin { keep_conn, .. } | State::Responding { keep_conn, .. } => {
-                keep_conn
-            }
+            State::Params { keep_conn, .. }
+            | State::Stdin { keep_conn, .. }
+            | State::Responding { keep_conn, .. }
+            | State::Rejected { keep_conn, .. } => keep_conn,
         };
         self.state = State::Idle;
         keep && !self.close_requested
@@ -384,6 +467,7 @@ mod tests {
         Stdin(Vec<u8>),
         StdinEnd,
         Abort,
+        Rejected(u16, ProtocolError),
     }
 
     fn own(event: Event<'_>) -> Owned {
@@ -396,6 +480,7 @@ mod tests {
             Event::Stdin(data) => Owned::Stdin(data.to_vec()),
             Event::StdinEnd => Owned::StdinEnd,
             Event::Abort => Owned::Abort,
+            Event::Rejected { id, reason } => Owned::Rejected(id, reason),
         }
     }
 
@@ -701,29 +786,74 @@ mod tests {
         assert_eq!(finished, 50);
     }
 
+    /// The records of a 431 answer and END_REQUEST for `id`, as the parser writes them.
+    pub(super) fn too_large_answer(id: u16) -> Vec<u8> {
+        let mut p = Parser::new(Limits::default(), ManagementValues::default());
+        p.answer_rejected(id, true);
+        p.output().to_vec()
+    }
+
     #[test]
-    fn params_over_the_limit_are_refused() {
+    fn params_over_the_limit_are_answered_431_after_the_body_and_the_connection_goes_on() {
         let limits = Limits {
             max_params_bytes: 100,
             max_name_len: 50,
         };
+        let oversized: [(String, &str); 2] = [("NAME".into(), &"x".repeat(200)), ("N".repeat(60), "v")];
+        for (name, value) in &oversized {
+            let mut input = Vec::new();
+            begin(&mut input, 1, Role::Responder, true);
+            params(&mut input, 1, &[(name.as_str(), value)]);
+            let mut p = Parser::new(limits, ManagementValues::default());
+            let events = run(&mut p, &input, usize::MAX).unwrap();
+            let reason = if value.len() > 100 {
+                ProtocolError::ParamsTooLarge { limit: 100 }
+            } else {
+                ProtocolError::NameTooLong { len: 60, limit: 50 }
+            };
+            assert_eq!(events, vec![Owned::Rejected(1, reason)]);
+            assert!(p.output().is_empty(), "nothing is answered before the body has ended");
+            assert!(p.request_active());
+            // The body is skipped; its end brings the answer.
+            let mut body = Vec::new();
+            stdin(&mut body, 1, &[7u8; 3000]);
+            assert_eq!(run(&mut p, &body, 1000).unwrap(), vec![]);
+            assert_eq!(p.output(), too_large_answer(1));
+            p.clear_output();
+            assert!(!p.request_active() && !p.close_requested());
+            // The next request on the connection is parsed normally.
+            let events = run(&mut p, &full_request(2, true, b"ok"), 7).unwrap();
+            assert!(matches!(&events[0], Owned::Request(2, true, _)), "{events:?}");
+        }
+    }
+
+    #[test]
+    fn a_rejected_request_without_keep_conn_closes_after_its_answer_and_an_abort_ends_it_at_once() {
+        let limits = Limits {
+            max_params_bytes: 10,
+            max_name_len: 50,
+        };
         let mut input = Vec::new();
-        begin(&mut input, 1, Role::Responder, true);
-        params(&mut input, 1, &[("NAME", &"x".repeat(200))]);
+        begin(&mut input, 1, Role::Responder, false);
+        params(&mut input, 1, &[("NAME", "a value over ten bytes")]);
+        stdin(&mut input, 1, b"");
         let mut p = Parser::new(limits, ManagementValues::default());
-        assert!(matches!(
-            run(&mut p, &input, usize::MAX),
-            Err(ProtocolError::ParamsTooLarge { limit: 100 })
-        ));
+        run(&mut p, &input, 3).unwrap();
+        assert!(p.close_requested());
+        assert!(p
+            .output()
+            .ends_with(&too_large_answer(1)[too_large_answer(1).len() - 16..]));
 
         let mut input = Vec::new();
         begin(&mut input, 1, Role::Responder, true);
-        params(&mut input, 1, &[(&"N".repeat(60), "v")]);
+        params(&mut input, 1, &[("NAME", "a value over ten bytes")]);
+        write_record(&mut input, RecordType::AbortRequest, 1, &[]);
         let mut p = Parser::new(limits, ManagementValues::default());
-        assert!(matches!(
-            run(&mut p, &input, usize::MAX),
-            Err(ProtocolError::NameTooLong { len: 60, limit: 50 })
-        ));
+        run(&mut p, &input, usize::MAX).unwrap();
+        let mut ended = Vec::new();
+        record::write_end_request(&mut ended, 1, 0, ProtocolStatus::RequestComplete);
+        assert_eq!(p.output(), ended);
+        assert!(!p.request_active() && !p.close_requested());
     }
 
     #[test]
@@ -834,6 +964,7 @@ mod tests {
 
 #[cfg(test)]
 mod proptests {
+    use super::tests::too_large_answer;
     use super::*;
     use crate::protocol::record::{EndRequestBody, MAX_CONTENT_LEN};
     use proptest::collection::vec;
@@ -985,6 +1116,7 @@ mod proptests {
         Stdin(Vec<u8>),
         StdinEnd,
         Abort,
+        Rejected(u16),
     }
 
     /// Everything observable from outside: events (body pieces merged, as their record boundaries are the
@@ -1022,6 +1154,8 @@ mod proptests {
                     prop_assert_ne!(header.request_id, 0);
                     EndRequestBody::decode(content).unwrap();
                 }
+                // A 431 answer to a request whose parameters were over the limits.
+                RecordType::Stdout => prop_assert_ne!(header.request_id, 0),
                 other => prop_assert!(false, "the parser wrote a {other:?} record"),
             }
             rest = &rest[HEADER_LEN + header.body_len()..];
@@ -1092,6 +1226,8 @@ mod proptests {
                         trace.events.push(Seen::Abort);
                         finish = true;
                     }
+                    // The parser ends a rejected request itself.
+                    Some(Event::Rejected { id, .. }) => trace.events.push(Seen::Rejected(id)),
                 }
                 buffer.drain(..parsed.consumed);
                 trace.output.extend_from_slice(parser.output());
@@ -1162,18 +1298,26 @@ mod proptests {
                 expected.push(Seen::StdinEnd);
             }
             let input = encode(&recs);
-            // Large params may exceed the test limits; those must be refused, the rest served.
+            // Large params may exceed the test limits; those requests are answered 431 by the parser and skipped,
+            // the rest served, and the connection goes on either way.
             let trace = drive(&input, &pieces)?;
-            match &trace.error {
-                None => {
-                    prop_assert_eq!(&trace.events, &expected);
-                    prop_assert!(trace.output.is_empty());
-                    prop_assert!(!trace.closed);
-                    prop_assert_eq!(trace.unconsumed, 0);
-                }
-                Some(ProtocolError::ParamsTooLarge { .. } | ProtocolError::NameTooLong { .. }) => {}
-                Some(other) => prop_assert!(false, "unexpected error {other:?}"),
+            prop_assert!(trace.error.is_none(), "unexpected error {:?}", trace.error);
+            prop_assert!(!trace.closed);
+            prop_assert_eq!(trace.unconsumed, 0);
+            let rejected: Vec<u16> = trace.events.iter().filter_map(|e| match e { Seen::Rejected(id) => Some(*id), _ => None }).collect();
+            let mut answered = Vec::new();
+            for id in &rejected {
+                answered.extend(too_large_answer(*id));
             }
+            prop_assert_eq!(&trace.output, &answered);
+            let mut served = expected.clone();
+            for id in &rejected {
+                // The rejected request's events (its head, body and end) are replaced by the one rejection.
+                let at = served.iter().position(|e| matches!(e, Seen::Request(rid, _, _) if rid == id)).unwrap();
+                let end = at + served[at..].iter().position(|e| *e == Seen::StdinEnd).unwrap();
+                served.splice(at..=end, [Seen::Rejected(*id)]);
+            }
+            prop_assert_eq!(&trace.events, &served);
         }
 
         /// Arbitrary bytes never panic the parser; it consumes whole records only and writes whole records.

@@ -54,6 +54,9 @@ pub struct PythonInfo {
 pub struct StartOptions {
     /// `--venv` / `PYFCGI_VENV`.
     pub venv: Option<PathBuf>,
+    /// The base interpreter the launcher found: the program name without a venv, instead of the build
+    /// machine's interpreter (which a wheel's core cannot rely on).
+    pub program: Option<PathBuf>,
 }
 
 fn cstring(path: &Path) -> Result<CString, StartError> {
@@ -78,11 +81,16 @@ pub fn start(options: &StartOptions) -> Result<PythonInfo, StartError> {
             }
         }
     }
-    // CPython derives sys.prefix from the program name: the venv's python finds pyvenv.cfg; otherwise the build
-    // interpreter finds its own standard library wherever this binary lives.
+    // CPython derives sys.prefix from the program name: the venv's python finds pyvenv.cfg; otherwise the
+    // interpreter the launcher found, or the build interpreter, finds its own standard library wherever this
+    // binary lives.
     let program = match &venv {
         Some(venv) => Some(venv.python_executable()),
-        None => Some(PathBuf::from(BUILD_PYTHON)).filter(|p| p.is_file()),
+        None => options
+            .program
+            .clone()
+            .or_else(|| Some(PathBuf::from(BUILD_PYTHON)))
+            .filter(|p| p.is_file()),
     };
     let program = program.map(|p| cstring(&p)).transpose()?;
     let argv0 = match (&program, &exe) {

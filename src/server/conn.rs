@@ -9,6 +9,7 @@ use std::ops::Range;
 use crate::protocol::record::MAX_RECORD_LEN;
 use crate::protocol::{Event, Limits, ManagementValues, Parser, ProtocolError, RequestHead};
 use crate::transport::Stream;
+use tracing::warn;
 
 const INITIAL_BUFFER: usize = 16 * 1024;
 /// Room for two whole records, so one read can bring a record and the start of the next during uploads.
@@ -147,6 +148,11 @@ impl Conn {
                 }
                 Some(Event::StdinEnd) => Some(ConnEvent::StdinEnd),
                 Some(Event::Abort) => Some(ConnEvent::Abort),
+                Some(Event::Rejected { id, reason }) => {
+                    // Answered 431 by the parser once the request's body has ended; the connection goes on.
+                    warn!(peer = self.stream.peer(), request_id = id, %reason, "request refused with 431");
+                    None
+                }
             };
             if self.stdin.is_none() {
                 self.start = record_end;

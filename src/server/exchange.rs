@@ -131,9 +131,13 @@ impl Exchange {
         let err = err.into();
         if let RequestError::Protocol(violation) = &err {
             // The handler only sees a failed read or write; the server is where the reason gets logged.
-            warn!(peer = self.conn.peer(), %violation, "closing FastCGI connection: protocol violation during a request");
+            if crate::logging::throttle::allow(self.conn.peer(), "protocol") {
+                warn!(peer = self.conn.peer(), %violation, "closing FastCGI connection: protocol violation during a request");
+            }
         } else if let RequestError::Io(io_err) = &err {
-            warn!(peer = self.conn.peer(), error = %io_err, "closing FastCGI connection: I/O error during a request");
+            if crate::logging::throttle::allow(self.conn.peer(), "io") {
+                warn!(peer = self.conn.peer(), error = %io_err, "closing FastCGI connection: I/O error during a request");
+            }
         }
         self.failed = Some(match err {
             RequestError::Aborted => FailState::Aborted,

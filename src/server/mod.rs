@@ -90,7 +90,9 @@ pub(crate) fn serve_available(
     loop {
         match conn.poll_event() {
             Err(err) => {
-                warn!(peer = conn.peer(), %err, "closing FastCGI connection");
+                if crate::logging::throttle::allow(conn.peer(), "protocol") {
+                    warn!(peer = conn.peer(), %err, "closing FastCGI connection");
+                }
                 let _ = conn.stream_mut().close();
                 return ConnOutcome::Closed(Some(conn));
             }
@@ -129,7 +131,9 @@ pub(crate) fn serve_available(
                 match filled {
                     Ok(Some(0)) => {
                         if conn.has_buffered_input() || conn.parser().request_active() {
-                            warn!(peer = conn.peer(), "connection closed in the middle of a request");
+                            if crate::logging::throttle::allow(conn.peer(), "truncated") {
+                                warn!(peer = conn.peer(), "connection closed in the middle of a request");
+                            }
                         } else {
                             debug!(peer = conn.peer(), "connection closed by the web server");
                         }

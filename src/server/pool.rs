@@ -350,7 +350,9 @@ fn accept_all(shared: &Shared) {
                 }
             }
             Ok(Accepted::Refused(peer)) => {
-                warn!(%peer, "connection refused: peer is not in FCGI_WEB_SERVER_ADDRS");
+                if crate::logging::throttle::allow(&peer, "refused") {
+                    warn!(%peer, "connection refused: peer is not in FCGI_WEB_SERVER_ADDRS");
+                }
             }
             Ok(Accepted::WouldBlock) => break,
             Err(e) => {

@@ -220,7 +220,7 @@ impl AppLoader {
         };
         // A relative WSGI_LOG means relative to the site, not to wherever the process happened to start.
         let path = &app_root.join(path);
-        if let Err(err) = crate::logging::log_to_file(path) {
+        if let Err(err) = crate::logging::log_to_file(path, settings.get(&table::LOG_ROTATE).value) {
             let mut reported = self
                 .log_file_reported
                 .lock()

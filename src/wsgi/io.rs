@@ -195,6 +195,15 @@ impl InputStream {
     fn close(&self) {}
 }
 
+/// What the server decided about a request's response before the application runs.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseRules {
+    /// A HEAD request: the head is sent, the body never is.
+    pub head_request: bool,
+    /// Largest header block the application may produce (`PYFCGI_MAX_RESPONSE_HEADER_BYTES`).
+    pub max_head: usize,
+}
+
 /// What has been decided about the response so far.
 #[derive(Debug, Default)]
 pub struct ResponseState {
@@ -206,12 +215,17 @@ pub struct ResponseState {
     pub sent: u64,
     /// Body bytes dropped because they exceeded the declared Content-Length.
     pub dropped: u64,
+    /// The response may carry no body (HEAD, 1xx, 204, 304): body bytes are counted here and not sent.
+    pub bodiless: bool,
+    /// Body bytes of a bodiless response that were not sent.
+    pub suppressed: u64,
 }
 
 /// The `start_response` callable. See the module documentation.
 #[pyclass(frozen, module = "pyfcgi")]
 pub struct StartResponse {
     io: Arc<RequestIo>,
+    rules: ResponseRules,
     state: Mutex<ResponseState>,
 }
 
@@ -242,9 +256,10 @@ fn latin1_bytes<'a>(obj: &'a Bound<'_, PyAny>, what: &str) -> PyResult<Cow<'a, [
 }
 
 impl StartResponse {
-    pub fn new(io: Arc<RequestIo>) -> Self {
+    pub fn new(io: Arc<RequestIo>, rules: ResponseRules) -> Self {
         Self {
             io,
+            rules,
             state: Mutex::new(ResponseState::default()),
         }
     }
@@ -255,7 +270,7 @@ impl StartResponse {
     }
 
     /// Sends body bytes (the first non-empty ones carry the header block), dropping any beyond the declared
-    /// Content-Length, and flushes if asked.
+    /// Content-Length and all of them when the response has no body, and flushes if asked.
     pub fn send(&self, py: Python<'_>, data: &[u8], flush: bool) -> PyResult<()> {
         let (head_block, allowed) = {
             let mut guard = self.state();
@@ -264,22 +279,33 @@ impl StartResponse {
                 head_sent,
                 sent,
                 dropped,
+                bodiless,
+                suppressed,
             } = &mut *guard;
             let Some(head) = head else {
                 return Err(PyRuntimeError::new_err("start_response has not yet been called"));
             };
-            let remaining = head.content_length.map_or(u64::MAX, |cl| cl.saturating_sub(*sent));
-            let allowed = usize::try_from(remaining).map_or(data.len(), |r| r.min(data.len()));
-            // The block goes to the exchange once; after that only the status and Content-Length are needed.
-            let block = (!*head_sent && allowed > 0).then(|| std::mem::take(&mut head.block));
-            *dropped += (data.len() - allowed) as u64;
+            let allowed = if *bodiless {
+                *suppressed += data.len() as u64;
+                0
+            } else {
+                let remaining = head.content_length.map_or(u64::MAX, |cl| cl.saturating_sub(*sent));
+                let allowed = usize::try_from(remaining).map_or(data.len(), |r| r.min(data.len()));
+                *dropped += (data.len() - allowed) as u64;
+                allowed
+            };
+            // The block goes to the exchange once, with the first body bytes the application produced (a
+            // bodiless response's head goes then too, so a HEAD of a stream is answered at once).
+            let block = (!*head_sent && (allowed > 0 || (*bodiless && !data.is_empty())))
+                .then(|| std::mem::take(&mut head.block));
             *head_sent |= block.is_some();
             *sent += allowed as u64;
+            // With nothing new to write, only a flush of a response that has a body still means something.
+            if allowed == 0 && block.is_none() && (!flush || *bodiless) {
+                return Ok(());
+            }
             (block, allowed)
         };
-        if allowed == 0 && !flush {
-            return Ok(());
-        }
         let data = &data[..allowed];
         let pending = data.len() + head_block.as_ref().map_or(0, Vec::len);
         let quick = move |ex: &Exchange| !flush && ex.write_is_buffered(pending);
@@ -317,7 +343,8 @@ impl StartResponse {
             return Err(PyRuntimeError::new_err("start_response has already been called"));
         }
         let bad = |e: head::HeadError| PyValueError::new_err(e.to_string());
-        let mut builder = head::HeadBuilder::new(&latin1_bytes(status, "status")?, 8).map_err(bad)?;
+        let mut builder =
+            head::HeadBuilder::new(&latin1_bytes(status, "status")?, 8, this.rules.max_head).map_err(bad)?;
         let shape = || PyTypeError::new_err("response headers must be a list of (name, value) tuples");
         for item in headers.try_iter()? {
             let item = item?;
@@ -334,7 +361,11 @@ impl StartResponse {
                 .map_err(bad)?;
         }
         let head = builder.finish();
-        this.state().head = Some(head);
+        let bodiless = this.rules.head_request || head::bodiless(b"", head.status);
+        let mut state = this.state();
+        state.bodiless = bodiless;
+        state.head = Some(head);
+        drop(state);
         slf.getattr(pyo3::intern!(slf.py(), "write"))
     }
 

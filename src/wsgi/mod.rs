@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple, PyType};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, warn};
 
 pub mod app;
 pub mod environ;
@@ -22,7 +22,7 @@ use crate::protocol::RequestHead;
 use crate::python::stdio::{LogWriter, StreamLevel};
 use crate::server::{Exchange, Handler, Suspend};
 pub use app::{AppLoader, LoadFailure, LoadedApp};
-use io::{FileWrapper, InputStream, RequestIo, StartResponse};
+use io::{FileWrapper, InputStream, RequestIo, ResponseRules, StartResponse};
 
 /// Runs WSGI applications. See the module documentation.
 pub struct WsgiHandler {
@@ -79,7 +79,14 @@ impl WsgiHandler {
         if let Err(err) = app.apply_environ(py) {
             warn!(error = %err, "could not re-apply web.config appSettings to os.environ");
         }
-        let responder = match Bound::new(py, StartResponse::new(io.clone())) {
+        let rules = ResponseRules {
+            head_request: request
+                .params
+                .get(b"REQUEST_METHOD")
+                .is_some_and(|m| m.eq_ignore_ascii_case(b"HEAD")),
+            max_head: head::limit(app.settings.get(&table::MAX_RESPONSE_HEADER_BYTES).value),
+        };
+        let responder = match Bound::new(py, StartResponse::new(io.clone(), rules)) {
             Ok(r) => r,
             Err(err) => return self.python_error(py, io, None, "Error occurred", &err, debug, to_stderr),
         };
@@ -113,8 +120,19 @@ impl WsgiHandler {
                 .getattr_opt(pyo3::intern!(py, "close"))
                 .and_then(|close| close.map_or(Ok(()), |c| c.call0().map(drop)))
         };
-        if let Err(err) = sent.and(closed) {
+        if let Err(err) = sent {
             return self.python_error(py, io, Some(&responder), "Error occurred", &err, debug, to_stderr);
+        }
+        if let Err(err) = closed {
+            // Once the headers are out and the iterable is exhausted, the response is what the application meant
+            // to send: cutting the connection would only make the front server report a failure (and close its
+            // client's keep-alive connection) for a complete page. Before that, a 500 can still say it failed.
+            let head_sent = responder.get().state().head_sent;
+            if !head_sent || io.cancelled() {
+                return self.python_error(py, io, Some(&responder), "Error occurred", &err, debug, to_stderr);
+            }
+            let traceback = crate::python::format_traceback(py, &err);
+            error!("Error occurred in close() of the response iterable, after the response was sent (it is complete and was ended normally):\n\n{traceback}");
         }
         self.complete(py, io, &responder, request)
     }
@@ -138,6 +156,10 @@ impl WsgiHandler {
             for item in tuple.iter() {
                 responder.send(py, body_bytes(&item)?.as_bytes(), false)?;
             }
+            return Ok(());
+        }
+        if responder.state().bodiless && iterable.cast::<FileWrapper>().is_ok() {
+            // Nothing of the file would be sent; the head goes out when the request completes.
             return Ok(());
         }
         #[cfg(unix)]
@@ -405,17 +427,20 @@ impl WsgiHandler {
                 .loader
                 .loaded()
                 .is_none_or(|app| app.settings.get(&table::ACCESS_LOG).value)
+                && tracing::enabled!(target: "pyfcgi::access", tracing::Level::INFO)
             {
-                info!(
-                    target: "pyfcgi::access",
-                    method = %request.params.get_str("REQUEST_METHOD").unwrap_or_default(),
-                    uri = %request.params.get_str("REQUEST_URI").or_else(|| request.params.get_str("PATH_INFO")).unwrap_or_default(),
-                    status = outcome.status,
-                    bytes = exchange.body_bytes_sent(),
-                    ms = format_args!("{:.3}", started.elapsed().as_secs_f64() * 1000.0),
-                    "{}",
-                    if outcome.abandon { "incomplete" } else { "done" }
-                );
+                let params = &request.params;
+                crate::logging::access::record(&crate::logging::access::AccessRecord {
+                    method: params.get(b"REQUEST_METHOD").unwrap_or_default(),
+                    uri: params
+                        .get(b"REQUEST_URI")
+                        .or_else(|| params.get(b"PATH_INFO"))
+                        .unwrap_or_default(),
+                    status: outcome.status,
+                    bytes: exchange.body_bytes_sent(),
+                    micros: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                    complete: !outcome.abandon,
+                });
             }
             (exchange, 0)
         })

@@ -146,6 +146,17 @@ class Server:
     def access_lines(self, since: int = 0) -> list[str]:
         return [line for line in self.log()[since:].splitlines() if "pyfcgi::access" in line]
 
+    def wait_access_lines(self, needle: str, count: int = 1, since: int = 0, timeout: float = 5.0) -> list[str]:
+        """The access lines after ``since`` that contain ``needle``, once there are ``count`` of them: access
+        lines are written in batches, a few milliseconds after the response (and an earlier test's may still
+        arrive after ``since``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [line for line in self.access_lines(since) if needle in line]
+            if len(lines) >= count or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.01)
+
     # ---- records written by the fixture apps ----
 
     def record(self, name: str) -> list[str]:
@@ -283,3 +294,80 @@ def any_bridge(request):
     log = server.log_since(mark)
     assert not violations, f"wsgiref.validate reported: {violations}"
     assert "AssertionError" not in log and "WSGIWarning" not in log, log
+
+
+class Nginx:
+    """A real nginx on a free loopback port in front of one pyfcgi (its Unix socket), with kept upstream
+    connections (``keepalive`` + ``fastcgi_keep_conn on``) as the examples configure it."""
+
+    def __init__(self, backend: Server):
+        self.dir = Path(tempfile.mkdtemp(prefix="ngx", dir="/tmp"))
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self.error_log = self.dir / "error.log"
+        temp = "".join(f"  {kind}_temp_path {self.dir}/{kind};\n" for kind in
+                       ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        (self.dir / "nginx.conf").write_text(f"""
+worker_processes 1;
+daemon off;
+user root;  # the socket is the tests' (mode 660); under root nginx's workers would otherwise be nobody
+pid {self.dir}/nginx.pid;
+error_log {self.error_log} info;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+{temp}
+  upstream pyfcgi {{ server unix:{backend.socket}; keepalive 8; }}
+  server {{
+    listen 127.0.0.1:{self.port};
+    location / {{
+      include /etc/nginx/fastcgi_params;
+      fastcgi_param SCRIPT_NAME "";
+      fastcgi_param PATH_INFO $uri;
+      fastcgi_pass pyfcgi;
+      fastcgi_keep_conn on;
+    }}
+  }}
+}}
+""")
+        self.proc = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-p", str(self.dir), "-c",
+                                      str(self.dir / "nginx.conf")], stdout=subprocess.DEVNULL,
+                                     stderr=open(self.dir / "stderr.log", "wb"))
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("nginx did not start:\n" + (self.dir / "stderr.log").read_text())
+                time.sleep(0.05)
+
+    def errors(self) -> str:
+        return self.error_log.read_text("utf-8", "replace") if self.error_log.exists() else ""
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def nginx_in_front():
+    """Starts nginx in front of a given server: ``nginx_in_front(server)``; stopped after the test."""
+    started = []
+
+    def start(backend: Server) -> Nginx:
+        front = Nginx(backend)
+        started.append(front)
+        return front
+
+    yield start
+    for front in started:
+        front.stop()

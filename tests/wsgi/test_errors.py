@@ -7,6 +7,7 @@ import time
 import pytest
 
 from conftest import web_config
+from fcgi_client import cgi_params
 from test_response import assert_safe_500
 
 TB = "Traceback (most recent call last)"
@@ -28,13 +29,21 @@ def test_app_exception_is_logged_with_traceback_and_answered_with_a_safe_500(bri
     bridge.assert_serving()
 
 
-def test_close_error_after_the_body_cuts_the_connection(bridge):
+def test_close_error_after_a_complete_body_ends_the_request_normally_on_a_kept_connection(bridge):
+    # The body went out whole: the response is complete, so it ends with END_REQUEST and the connection stays
+    # (cutting it made nginx log "upstream prematurely closed connection" and close its client's connection).
     mark = bridge.mark()
-    resp = bridge.request("/", route="close_error", query="tag=x2&body=1", allow_incomplete=True)
-    assert not resp.ended and resp.body == b"body"
+    with bridge.connect() as conn:
+        params = cgi_params("/", query="tag=x2&body=1", headers={"X-Route": "close_error"})
+        resp = conn.request(params, keep_conn=True)
+        assert resp.ended and resp.status == 200 and resp.body == b"body", resp
+        again = conn.request(cgi_params("/", headers={"X-Route": "hello"}), keep_conn=True)
+        assert again.ended and again.status == 200 and again.body == b"hello"
     log = bridge.log_since(mark)
-    assert "OSError: failure in close x2" in log and TB in log
-    bridge.assert_serving()
+    assert "OSError: failure in close x2" in log and TB in log and "bridge.py" in log
+    assert "after the response was sent" in log
+    [line] = bridge.wait_access_lines("tag=x2", 1, mark)
+    assert "done method=GET" in line and "status=200" in line, line
 
 
 def test_exception_at_import_is_a_500_and_the_process_stays(servers):
@@ -110,14 +119,15 @@ def test_wsgi_errors_print_and_sys_stderr_go_to_the_log(bridge):
 
 def test_one_access_line_per_request(bridge):
     mark = bridge.mark()
-    bridge.request("/a", route="hello")
-    bridge.request("/b", route="call_error", query="tag=a1")
-    bridge.request("/c", route="hello", method="POST", body=b"xyz")
-    lines = bridge.access_lines(mark)
+    bridge.request("/acc-a", route="hello")
+    bridge.request("/acc-b", route="call_error", query="tag=a1")
+    bridge.request("/acc-c", route="hello", method="POST", body=b"xyz")
+    lines = bridge.wait_access_lines("uri=/acc-", 3, mark)
     assert len(lines) == 3, lines
-    assert "method=GET" in lines[0] and "uri=/a" in lines[0] and "status=200" in lines[0]
-    assert "uri=/b?tag=a1" in lines[1] and "status=500" in lines[1]
+    assert "method=GET" in lines[0] and "uri=/acc-a" in lines[0] and "status=200" in lines[0]
+    assert "uri=/acc-b?tag=a1" in lines[1] and "status=500" in lines[1]
     assert "method=POST" in lines[2] and "status=200" in lines[2]
+    assert all(f"[{bridge.proc.pid}]" in line for line in lines), lines
 
 
 @pytest.mark.parametrize("how", [{"args": ["--no-access-log"]}, {"env": {"PYFCGI_ACCESS_LOG": "0"}}])
@@ -125,6 +135,7 @@ def test_access_log_can_be_turned_off(servers, how):
     server = servers("bridge:app", **how)
     server.request("/", route="hello")
     server.request("/", route="call_error")
+    time.sleep(0.3)  # access lines are written in batches a few milliseconds after the response
     assert server.access_lines() == []
 
 
@@ -135,7 +146,7 @@ def test_wsgi_log_file_receives_the_log(servers, tmp_path, where):
         {"files": {"web.config": web_config({"WSGI_LOG": str(logfile)})}}
     server = servers("bridge:app", watch_log=logfile, **kw)
     server.request("/", route="logging", query="tag=F1")
-    text = logfile.read_text()
+    text = server.wait_log("pyfcgi::access")
     assert "print line F1" in text and "pyfcgi::access" in text and "serving FastCGI" in text
     assert "print line F1" not in server.stderr_path.read_text()
 

@@ -203,3 +203,91 @@ def test_returning_without_start_response_is_a_500(bridge):
     assert_safe_500(bridge.request("/", route="no_start_response"))
     assert "without calling start_response" in bridge.log_since(mark)
     bridge.assert_serving()
+
+
+# ---- the response head's size (issue 12, defect 4) ----
+
+def test_a_header_larger_than_the_limit_is_a_logged_500_naming_the_header_and_its_size(bridge):
+    mark = bridge.mark()
+    n = 8 * 1024 * 1024
+    resp = bridge.request("/", route="big_header", query=f"n={n}&name=X-Huge")
+    assert_safe_500(resp)
+    assert resp.header("X-Huge") is None
+    log = bridge.log_since(mark)
+    assert f'header "X-Huge" ({n + 8} bytes)' in log, log[-2000:]
+    assert "65536" in log and "PYFCGI_MAX_RESPONSE_HEADER_BYTES" in log
+    assert "v" * 1000 not in log, "the value itself must not be logged"
+    bridge.assert_serving()
+
+
+def test_headers_just_under_the_limit_pass(bridge):
+    resp = bridge.request("/", route="big_header", query="n=60000")
+    assert resp.ended and resp.status == 200 and resp.header("X-Big") == "v" * 60000
+
+
+def test_max_response_header_bytes_raises_the_limit(servers):
+    server = servers("bridge:app", env={"PYFCGI_MAX_RESPONSE_HEADER_BYTES": "300000"})
+    resp = server.request("/", route="big_header", query="n=200000")
+    assert resp.ended and resp.status == 200 and len(resp.header("X-Big")) == 200000
+    resp = server.request("/", route="big_header", query="n=400000")
+    assert_safe_500(resp)
+    assert "300000 bytes (PYFCGI_MAX_RESPONSE_HEADER_BYTES)" in server.log()
+
+
+def test_an_invalid_max_response_header_bytes_is_a_configuration_error(servers):
+    server = servers("bridge:app", env={"PYFCGI_MAX_RESPONSE_HEADER_BYTES": "lots"})
+    assert "PYFCGI_MAX_RESPONSE_HEADER_BYTES = " in server.log() and "is not valid" in server.log()
+    assert_safe_500(server.request("/", route="hello"))
+
+
+# ---- responses valid HTTP whatever the app sends (issue 12, defect 8) ----
+
+@pytest.mark.parametrize("status", ["204 No Content", "101 Switching Protocols", "100 Continue"])
+def test_content_length_is_not_sent_on_1xx_and_204(bridge, status):
+    resp = bridge.request("/", route="bodiless", query=f"status={status}&cl=0")
+    assert resp.ended and resp.status == int(status[:3]), resp
+    assert resp.header("Content-Length") is None, resp
+    assert resp.header("Content-Type") == "text/plain" and resp.body == b""
+
+
+@pytest.mark.parametrize("status, cl", [("204 No Content", None), ("304 Not Modified", "4"),
+                                        ("204 No Content", "4")])
+@pytest.mark.parametrize("kind", ["list", "gen"])
+def test_no_body_is_sent_on_204_and_304(bridge, status, cl, kind):
+    query = f"status={status}&body=oops&kind={kind}" + (f"&cl={cl}" if cl else "")
+    mark = bridge.mark()
+    with bridge.connect() as conn:
+        params = cgi_params("/", query=query, headers={"X-Route": "bodiless"})
+        resp = conn.request(params, keep_conn=True)
+        assert resp.ended and resp.status == int(status[:3]) and resp.body == b"", resp
+        # 304 may keep the Content-Length a 200 would have had; 204 may not have one.
+        assert resp.header("Content-Length") == (cl if status.startswith("304") else None), resp
+        again = conn.request(cgi_params("/", headers={"X-Route": "hello"}), keep_conn=True)
+        assert again.ended and again.body == b"hello", "the connection stays usable"
+    assert "fewer bytes than its Content-Length" not in bridge.log_since(mark)
+    assert "more bytes than its Content-Length" not in bridge.log_since(mark)
+
+
+@pytest.mark.parametrize("route", ["hello", "stream", "file_wrapper"])
+def test_no_body_is_sent_on_head_requests(bridge, route, tmp_path):
+    query = "delay=0"
+    if route == "file_wrapper":
+        path = tmp_path / "f.bin"
+        path.write_bytes(b"x" * 100_000)
+        query = f"path={path}&cl=100000"
+    resp = bridge.request("/", route=route, method="HEAD", query=query)
+    assert resp.ended and resp.status == 200 and resp.body == b"", resp
+    if route == "hello":
+        assert resp.header("Content-Length") == "5", "HEAD keeps the Content-Length of the GET"
+    if route == "file_wrapper":
+        assert resp.header("Content-Length") == "100000"
+
+
+def test_bytes_status_and_headers_are_accepted_as_latin1_like_wfastcgi(bridge):
+    resp = bridge.request("/", route="bytes_headers")
+    assert resp.ended and resp.status == 200 and resp.header("X-Str") == "from bytes", resp
+
+
+def test_bytes_header_values_are_validated_like_str(bridge):
+    resp = bridge.request("/", route="big_header", query="n=70000&kind=bytes")
+    assert_safe_500(resp)

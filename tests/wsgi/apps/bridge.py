@@ -296,6 +296,42 @@ def head(environ, start_response):
     return [] if environ["REQUEST_METHOD"] == "HEAD" else [b"hello"]
 
 
+@route("big_header")
+def big_header(environ, start_response):
+    q = query(environ)
+    value = "v" * int(q.get("n", "100"))
+    headers = [("Content-Type", "text/plain"), (q.get("name", "X-Big"), value)]
+    if q.get("kind") == "bytes":
+        headers[1] = (headers[1][0].encode(), value.encode())
+    start_response("200 OK", headers)
+    return [b"big header sent"]
+
+
+@route("bodiless")
+def bodiless(environ, start_response):
+    """A response HTTP says has no body, sent the way frameworks do: Django's CommonMiddleware adds
+    Content-Length: 0 to its 204s, and careless apps return a body with 204 or 304."""
+    q = query(environ)
+    status = q.get("status", "204 No Content")
+    headers = [("Content-Type", "text/plain")]
+    if "cl" in q:
+        headers.append(("Content-Length", q["cl"]))
+    start_response(status, headers)
+    body = q.get("body", "").encode()
+    if q.get("kind") == "gen":
+        def gen():
+            yield body
+            yield body
+        return gen()
+    return [body] if body else []
+
+
+@route("bytes_headers")
+def bytes_headers(environ, start_response):
+    start_response(b"200 OK", [(b"Content-Type", b"text/plain"), ("X-Str", b"from bytes")])
+    return [b"bytes headers"]
+
+
 @route("logging")
 def logging_route(environ, start_response):
     tag = query(environ).get("tag", "")
@@ -303,6 +339,14 @@ def logging_route(environ, start_response):
     environ["wsgi.errors"].flush()
     print("print line %s" % tag)
     sys.stderr.write("sys.stderr line %s\n" % tag)
+    return text(start_response, "logged")
+
+
+@route("long_log")
+def long_log(environ, start_response):
+    """One long log line (a traceback's worth), so lines of processes sharing a log could interleave."""
+    tag = query(environ).get("tag", "")
+    print("long line %s %s end" % (tag, "x" * 5000))
     return text(start_response, "logged")
 
 
