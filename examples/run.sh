@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Serves an example site through real nginx and pyfcgi, installing what it needs:
-#   bash examples/run.sh [flask|django] [PORT]
+#   bash examples/run.sh [flask|django|fastapi] [PORT]
 # Then open http://127.0.0.1:PORT/ (default 8080). Ctrl-C stops everything.
 #
 # Steps: nginx from the distribution's packages, a virtual environment with the app's requirements, pyfcgi
@@ -15,7 +15,9 @@ python=${PYTHON:-python3}
 case "$app" in
   flask) handler="app:app"; requirements="flask" ;;
   django) handler="django.core.wsgi.get_wsgi_application()"; requirements="django"; export DJANGO_SETTINGS_MODULE=mysite.settings ;;
-  *) echo "usage: $0 [flask|django] [PORT]" >&2; exit 2 ;;
+  # ASGI: pyfcgi recognises the FastAPI app (async def __call__) and runs it on one event loop.
+  fastapi) handler="app:app"; requirements="fastapi python-multipart" ;;
+  *) echo "usage: $0 [flask|django|fastapi] [PORT]" >&2; exit 2 ;;
 esac
 site="$root/examples/${app}_app"
 work="$root/.work/example-$app"

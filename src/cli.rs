@@ -15,11 +15,12 @@ use crate::config::args::SettingArgs;
 use crate::config::{
     process_env, report, startup, table, CliOverrides, ConfigErrors, KeyCase, PathListStyle, Settings,
 };
+use crate::dispatch::AppHandler;
 use crate::iis;
 use crate::launch::{self, ServeOptions};
 use crate::python::{self, StartOptions};
 use crate::server::Shutdown;
-use crate::wsgi::{AppLoader, WsgiHandler};
+use crate::wsgi::AppLoader;
 
 /// Where the Windows launcher found the Python DLL before loading `pyfcgi_core.dll` (`None` where the binary
 /// links Python itself).
@@ -154,15 +155,27 @@ fn serve(args: SettingArgs, python: Option<&PythonLocation>) -> anyhow::Result<(
         "pyfcgi starting"
     );
     start_python(start.settings.get(&table::VENV).value.clone(), python)?;
-    let handler = WsgiHandler::new(loader).context("cannot prepare the WSGI handler")?;
+    let handler = AppHandler::new(loader).context("cannot prepare the application handler")?;
     // Under IIS the application root arrives with the first request (APPL_PHYSICAL_PATH); elsewhere everything
     // is known now, and loading early makes the first request fast and start-up errors visible at once.
     if start.app_root_known {
         Python::attach(|py| {
-            let _ = handler.loader().get(py, None);
+            let _ = handler.prepare(py, None);
         });
     }
-    let served = launch::serve(&options, Arc::new(handler), Shutdown::new());
+    let mut options = options;
+    if handler.is_asgi() && options.workers < options.max_conns {
+        // ASGI worker threads only carry I/O for requests the event loop runs (no GIL): one per connection lets
+        // a process hold as many slow requests as the web server sends, up to --max-conns.
+        info!(
+            threads = options.max_conns,
+            "ASGI: one I/O thread per connection, up to --max-conns"
+        );
+        options.workers = options.max_conns;
+    }
+    let handler = Arc::new(handler);
+    let served = launch::serve(&options, handler.clone(), Shutdown::new());
+    handler.shutdown(std::time::Duration::from_secs(options.shutdown_timeout));
     crate::logging::flush();
     served?;
     Python::attach(|py| {
@@ -258,6 +271,14 @@ fn check(args: SettingArgs, access: iis::access::AsArgs, python: Option<&PythonL
                 "\nWSGI_HANDLER {:?} resolves to {repr}",
                 settings.get(&table::WSGI_HANDLER).value.as_deref().unwrap_or("")
             );
+            match crate::asgi::app::detect(
+                py,
+                app.callable.bind(py),
+                app.settings.get(&crate::config::table::INTERFACE).value,
+            ) {
+                Ok((asgi, reason)) => println!("Interface: {} ({reason})", if asgi { "ASGI 3" } else { "WSGI" }),
+                Err(err) => println!("Interface: cannot tell ({err}); it would be served as WSGI"),
+            }
             println!("OK: the application imports and is callable.");
             true
         }

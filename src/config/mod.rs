@@ -138,6 +138,47 @@ impl fmt::Display for LogLevel {
     }
 }
 
+/// Which Python interface the application is served with (`PYFCGI_INTERFACE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Interface {
+    /// Decided once when the application is loaded: ASGI 3 if it looks like it (see `asgi::app`), else WSGI.
+    #[default]
+    Auto,
+    Wsgi,
+    Asgi,
+}
+
+impl Interface {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Interface::Auto => "auto",
+            Interface::Wsgi => "wsgi",
+            Interface::Asgi => "asgi",
+        }
+    }
+}
+
+impl fmt::Display for Interface {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+pub(crate) const INTERFACE_EXPECTED: &str = "auto, wsgi or asgi";
+
+impl FromStr for Interface {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Interface::Auto),
+            "wsgi" => Ok(Interface::Wsgi),
+            "asgi" | "asgi3" => Ok(Interface::Asgi),
+            _ => Err(format!("\"{s}\" is not an interface; expected {INTERFACE_EXPECTED}")),
+        }
+    }
+}
+
 /// The rejected text of a [`LogLevel`] parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("\"{0}\" is not a log level; expected {LOG_LEVEL_EXPECTED}")]

@@ -22,7 +22,7 @@ use std::any::Any;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{pythonpath, Layers, LogLevel, RestartRegex, Setting, Source, DEFAULT_RESTART_FILE_REGEX};
+use super::{pythonpath, Interface, Layers, LogLevel, RestartRegex, Setting, Source, DEFAULT_RESTART_FILE_REGEX};
 use crate::transport::{BindAddress, PeerFilter};
 
 /// When a setting takes effect.
@@ -237,6 +237,13 @@ fn parse_log_level(raw: &str) -> Result<Option<LogLevel>, String> {
     raw.parse()
         .map(Some)
         .map_err(|_| "off, error, warn, info, debug or trace".to_owned())
+}
+
+fn parse_interface(raw: &str) -> Result<Option<Interface>, String> {
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    raw.parse().map(Some).map_err(|_| super::INTERFACE_EXPECTED.to_owned())
 }
 
 fn parse_log_filter(raw: &str) -> Result<Option<Option<String>>, String> {
@@ -678,6 +685,22 @@ pub static MAX_REQUESTS: Def<u64> = Def {
     show,
 };
 
+pub static INTERFACE: Def<Interface> = Def {
+    meta: meta!("PYFCGI_INTERFACE",
+        flag: Flag::Value { long: "interface", value_name: "INTERFACE" },
+        web_config: WebConfig::Yes, when: When::App, section: Section::App, origin: Origin::Pyfcgi,
+        default: "`auto`",
+        example: r"asgi",
+        help: "`auto`, `wsgi` or `asgi` (`asgi3` is accepted). `auto` decides once when the app loads: ASGI 3 for a \
+               coroutine function (`async def app(scope, receive, send)`, also behind `functools.partial`), an \
+               object whose `__call__` is `async def` (FastAPI, Starlette, Django's `ASGIHandler`) or a class with \
+               `__await__`; anything else is WSGI. The log and `pyfcgi check` say which and why. See \"ASGI\" below.",
+    ),
+    default: || Interface::Auto,
+    resolve: Resolve::Parse(parse_interface),
+    show,
+};
+
 pub static MAX_RESPONSE_HEADER_BYTES: Def<u64> = Def {
     meta: meta!("PYFCGI_MAX_RESPONSE_HEADER_BYTES",
         flag: Flag::None,
@@ -863,6 +886,7 @@ pub static ALL: &[&dyn Row] = &[
     &SCRIPT_NAME_FROM_APPL_MD_PATH,
     &PATH_INFO_FROM_REQUEST_URI,
     &MAX_REQUESTS,
+    &INTERFACE,
     &MAX_RESPONSE_HEADER_BYTES,
     &LOG_ROTATE,
     &BIND,

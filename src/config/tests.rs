@@ -434,3 +434,19 @@ fn end_to_end_from_a_real_file() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn interface_setting() {
+    let s = resolve(&CliOverrides::default(), None, &[]);
+    assert_eq!(s.get(&table::INTERFACE).value, Interface::Auto);
+    assert_eq!(s.get(&table::INTERFACE).source, Source::Default);
+    let s = resolve(&CliOverrides::default(), None, &[("PYFCGI_INTERFACE", " ASGI3 ")]);
+    assert_eq!(s.get(&table::INTERFACE).value, Interface::Asgi);
+    assert_eq!(s.get(&table::INTERFACE).source, Source::Environment);
+    let err = try_resolve(&CliOverrides::default(), None, &[("PYFCGI_INTERFACE", "rsgi")]).expect_err("invalid");
+    assert!(err.to_string().contains("auto, wsgi or asgi"), "{err}");
+    let cli = CliOverrides::default().with(&table::INTERFACE, "wsgi");
+    let s = resolve(&cli, None, &[("PYFCGI_INTERFACE", "asgi")]);
+    assert_eq!(s.get(&table::INTERFACE).value, Interface::Wsgi);
+    assert_eq!(s.get(&table::INTERFACE).source, Source::Cli);
+}

@@ -82,6 +82,14 @@ fn text(bytes: &[u8]) -> String {
     out
 }
 
+/// The header block limit for a value of `PYFCGI_MAX_RESPONSE_HEADER_BYTES` (0 means unlimited).
+pub fn limit(setting: u64) -> usize {
+    match setting {
+        0 => usize::MAX,
+        n => usize::try_from(n).unwrap_or(usize::MAX),
+    }
+}
+
 /// The default of `PYFCGI_MAX_RESPONSE_HEADER_BYTES`: far above what real applications send (cookies and CSP
 /// headers reach a few KiB), far below what would hurt memory.
 pub const DEFAULT_MAX_HEAD: usize = 64 * 1024;

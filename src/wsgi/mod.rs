@@ -62,8 +62,12 @@ impl WsgiHandler {
         &self.loader
     }
 
-    fn run(&self, py: Python<'_>, request: &RequestHead, io: &Arc<RequestIo>) -> Outcome {
-        let app = match self.loader.get(py, Some(&request.params)) {
+    fn run(&self, py: Python<'_>, request: &RequestHead, io: &Arc<RequestIo>, failed: Option<LoadFailure>) -> Outcome {
+        let loaded = match failed {
+            Some(failure) => Err(failure),
+            None => self.loader.get(py, Some(&request.params)),
+        };
+        let app = match loaded {
             Ok(app) => app,
             Err(failure) => {
                 let (debug, to_stderr) = self.loader.error_options(Some(&request.params));
@@ -80,10 +84,7 @@ impl WsgiHandler {
                 .params
                 .get(b"REQUEST_METHOD")
                 .is_some_and(|m| m.eq_ignore_ascii_case(b"HEAD")),
-            max_head: match app.settings.get(&table::MAX_RESPONSE_HEADER_BYTES).value {
-                0 => usize::MAX,
-                n => usize::try_from(n).unwrap_or(usize::MAX),
-            },
+            max_head: head::limit(app.settings.get(&table::MAX_RESPONSE_HEADER_BYTES).value),
         };
         let responder = match Bound::new(py, StartResponse::new(io.clone(), rules)) {
             Ok(r) => r,
@@ -374,7 +375,7 @@ fn html_escape(text: &str) -> String {
 }
 
 /// The 500 page: generic unless `detail` is given (debug mode).
-fn error_page(detail: Option<&str>) -> (Vec<u8>, Vec<u8>) {
+pub fn error_page(detail: Option<&str>) -> (Vec<u8>, Vec<u8>) {
     let extra = detail
         .map(|d| format!("<pre>{}</pre>\n", html_escape(d)))
         .unwrap_or_default();
@@ -398,10 +399,27 @@ impl Handler for WsgiHandler {
     }
 
     fn handle(&self, request: RequestHead, exchange: Exchange) -> (Exchange, u32) {
+        self.serve(request, exchange, None)
+    }
+}
+
+impl WsgiHandler {
+    /// Answers a request for an application that failed to load with the safe 500 (the loader logged why); for
+    /// a dispatcher that loads the application before it knows which interface serves it.
+    pub fn handle_failed_load(
+        &self,
+        request: RequestHead,
+        exchange: Exchange,
+        failure: LoadFailure,
+    ) -> (Exchange, u32) {
+        self.serve(request, exchange, Some(failure))
+    }
+
+    fn serve(&self, request: RequestHead, exchange: Exchange, failed: Option<LoadFailure>) -> (Exchange, u32) {
         let started = Instant::now();
         Python::attach(|py| {
             let io = RequestIo::new(exchange);
-            let outcome = self.run(py, &request, &io);
+            let outcome = self.run(py, &request, &io, failed);
             let exchange = io
                 .take(py)
                 .expect("only the handler takes the exchange, once, at the end of the request");

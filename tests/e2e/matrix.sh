@@ -55,7 +55,7 @@ for version in "${versions[@]}"; do
   fi
   target="$root/target/py${version/./}"
   echo "== Python $version: $python, CARGO_TARGET_DIR=$target"
-  if (cd "$root" && PYO3_PYTHON="$python" CARGO_TARGET_DIR="$target" cargo test --test apps_e2e -- "$@"); then
+  if (cd "$root" && PYO3_PYTHON="$python" CARGO_TARGET_DIR="$target" cargo test --test apps_e2e --test asgi_e2e -- "$@"); then
     result=ok
   else
     result=FAILED

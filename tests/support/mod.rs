@@ -8,6 +8,7 @@
 
 pub mod frontends;
 pub mod http;
+pub mod venv;
 
 use std::collections::{BTreeSet, HashSet};
 use std::fmt::Write as _;
