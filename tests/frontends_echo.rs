@@ -46,10 +46,9 @@ fn check_info_params(port: u16, server_protocol: &str) -> String {
 /// A 10 MiB POST to `/info` (length and checksum as the application saw them), an `/echo` round trip of
 /// `echo_len` bytes and a 5,000,000-byte `/big` answer.
 ///
-/// `/echo` answers while it is still reading the body. Front servers that stop sending the body once the answer
-/// has begun (nginx with `fastcgi_request_buffering on`) or that send the whole body before reading any of the
-/// answer (mod_fcgid) stall on an echo larger than the socket buffers: those cases use 64 KiB here and have
-/// their own `#[ignore]`d 1 MiB tests below.
+/// `/echo` answers while it is still reading the body, which front servers that stop sending the body once the
+/// answer has begun (nginx) or that send the whole body before reading any of the answer (mod_fcgid) allow only
+/// because pyfcgi holds the answer until the body is in (see the tests at the end).
 fn check_bodies(port: u16, echo_len: usize) {
     let started = Instant::now();
     let len = 10 * MIB;
@@ -258,7 +257,7 @@ fn nginx_unix_socket() {
     let nginx = Nginx::start(NginxConfig::new(echo.upstream()));
     let text = check_info_params(nginx.port(), "HTTP/1.1");
     assert_eq!(info_value(&text, "keep_conn"), "true");
-    check_bodies(nginx.port(), 64 * 1024);
+    check_bodies(nginx.port(), MIB);
     check_head(nginx.port());
     let (_, elapsed) = sequential(nginx.port(), 50);
     eprintln!("[timing] nginx unix: 50 requests in {elapsed:?}");
@@ -435,7 +434,7 @@ fn apache_fcgid_spawns_echo_on_fd0() {
         uid_line.split_whitespace().nth(1) == Some("33"),
         "not www-data: {uid_line}"
     );
-    check_bodies(port, 64 * 1024);
+    check_bodies(port, MIB);
     check_head(port);
     check_streaming(port);
     let (_, elapsed) = sequential(port, 50);
@@ -443,12 +442,12 @@ fn apache_fcgid_spawns_echo_on_fd0() {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Known stalls: an application that answers while still reading a body larger than the socket buffers. They fail
-// today (see the report in `check_bodies`); run them with `cargo test -- --ignored` to reproduce.
+// Answering while the body is still arriving: the echo answers as it reads, with a body larger than the socket
+// buffers. These stalled until the response was held back until the whole body had arrived (src/server/spool.rs):
+// nginx stops sending the body once it has the response headers, mod_fcgid sends the whole body before reading.
 
 #[test]
-#[ignore = "stalls: nginx stops sending the request body once the answer begins (fastcgi_request_buffering on)"]
-fn known_stall_nginx_unix_buffered_echo_1mib() {
+fn nginx_buffered_echo_of_1mib_answered_while_reading() {
     let echo = Responder::echo(BindKind::Unix);
     let mut config = NginxConfig::new(echo.upstream());
     config.extra_location = "fastcgi_read_timeout 10s;".into();
@@ -457,8 +456,7 @@ fn known_stall_nginx_unix_buffered_echo_1mib() {
 }
 
 #[test]
-#[ignore = "stalls: mod_fcgid writes the whole body before reading the answer"]
-fn known_stall_apache_fcgid_echo_1mib() {
+fn apache_fcgid_echo_of_1mib_answered_while_reading() {
     let mut config = ApacheConfig::fcgid(Spawn::echo_responder());
     config.extra = "FcgidIOTimeout 10".into();
     let apache = Apache::start(config);
@@ -466,11 +464,11 @@ fn known_stall_apache_fcgid_echo_1mib() {
 }
 
 #[test]
-#[ignore = "intermittent stall (about 1 run in 4): nginx stops reading the client's body mid-echo; see the e2e report"]
-fn known_stall_nginx_streaming_echo_10mib() {
-    // Seen stalled: the client had 4 MB unsent, nginx left 400 KB of the body unread in its client socket, the
-    // FastCGI connection was idle both ways and the responder waited for STDIN (holding up to 64 KiB of
-    // unflushed answer in its write buffer) until fastcgi_read_timeout.
+fn nginx_unbuffered_echo_of_10mib_answered_while_reading() {
+    // Stalled about 1 run in 4: the client had 4 MB unsent, nginx left 400 KB of the body unread in its client
+    // socket, the FastCGI connection was idle both ways and the responder waited for STDIN (holding up to
+    // 64 KiB of unflushed answer in its write buffer) until fastcgi_read_timeout. The body (over the spool's
+    // memory limit) now goes through the temporary file.
     let echo = Responder::echo(BindKind::Tcp);
     let mut config = NginxConfig::new(echo.upstream()).streaming();
     config.extra_location = "fastcgi_read_timeout 10s;".into();

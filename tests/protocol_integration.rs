@@ -622,8 +622,11 @@ fn max_conns_holds_further_connections_in_the_backlog_while_all_are_busy() {
     );
     // b sleeps longer so that a is, without a race, the only idle connection (the one closed to make room) when
     // the third connection is taken.
-    a.send_request(1, true, "/sleep?ms=1500", b"", 65535);
-    b.send_request(1, true, "/sleep?ms=3000", b"", 65535);
+    a.send_request(1, true, "/sleep?ms=2000", b"", 65535);
+    b.send_request(1, true, "/sleep?ms=3500", b"", 65535);
+    // The server must have taken both requests before the third connection arrives: a connection whose request
+    // has not been read yet counts as idle, and would be closed to make room for the third.
+    thread::sleep(Duration::from_millis(300));
     // A third connection is not served while both are busy...
     let mut c = server.connect();
     c.send_request(1, true, "/info", b"third", 65535);

@@ -268,3 +268,63 @@ fn a_response_larger_than_the_buffers_waits_for_a_slow_reader_and_arrives_whole(
     assert!(response.body().iter().all(|b| *b == b'x'));
     assert_eq!(served.outcomes(), vec![format!("/big?bytes={total}: answered")]);
 }
+
+/// mod_fcgid and IIS send the whole body before they read any of the answer, and nginx stops sending the body once
+/// it has the response headers, so an application that answers before it reads its body (an echo, a handler
+/// that sends its headers first) used to stall both: nothing of the answer may go out before the body is in. The
+/// rest of the body is spooled (here past the spool's memory limit, so through its temporary file) and the
+/// application reads it from there.
+#[test]
+fn an_app_answering_before_reading_its_body_sends_nothing_until_the_body_is_in_and_then_reads_all_of_it() {
+    let capacity = 32 * KIB;
+    let answer_len = 1024 * KIB;
+    let mut served = Served::start(capacity);
+    let body: Vec<u8> = (0..3 * 1024 * KIB + 77).map(|i| (i % 251) as u8).collect();
+    let want = format!("read {} bytes, fnv {}", body.len(), fnv1a(&body));
+    let mut client = std::mem::replace(
+        &mut served.client,
+        Client {
+            sock: Sock::memory(MemoryStream::pair(1).0),
+        },
+    );
+    client.begin(1, 1, true);
+    client.params_owned(
+        1,
+        &request_params("POST", &format!("/write-first?bytes={answer_len}"), body.len()),
+    );
+    // As mod_fcgid does: the whole body, 100 times what the buffers hold, before reading anything. On another
+    // thread, so a stall fails the test instead of hanging it.
+    let sender = thread::spawn(move || {
+        client.stdin(1, &body, 16 * KIB);
+        client
+    });
+    let deadline = Instant::now() + IO_TIMEOUT;
+    while !sender.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "stalled: the server stopped reading the body while its answer waited"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    served.client = sender.join().expect("the sender does not panic");
+    thread::sleep(Duration::from_millis(50));
+    let Sock::Memory(web) = &served.client.sock else {
+        unreachable!()
+    };
+    assert_eq!(
+        web.bytes_received(),
+        0,
+        "part of the answer went out before the end of the body (nginx would stop sending the body here)"
+    );
+    served.client.stdin_end(1);
+    let response = served.client.read_response(1);
+    assert_eq!(response.protocol_status, REQUEST_COMPLETE);
+    assert_eq!(response.body().len(), answer_len);
+    assert_eq!(
+        served.outcomes(),
+        vec![format!("/write-first?bytes={answer_len}: {want}")]
+    );
+    // The kept connection goes on from a record boundary.
+    get(&mut served.client, 2, true, "/hello");
+    assert_eq!(served.client.read_response(2).body(), b"hello\n");
+}

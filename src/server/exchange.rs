@@ -1,7 +1,9 @@
 //! One request's I/O as a handler sees it: a streaming body reader (blocking, pulling STDIN records only as the
 //! application asks, so nothing is read ahead beyond one record), and a response writer that holds the header
 //! block, buffers small writes, flushes on demand, notices aborts and vanished peers, and ends the request with
-//! exactly one END_REQUEST after draining any body the application left unread.
+//! exactly one END_REQUEST after draining any body the application left unread. No response byte goes out
+//! before the whole body has arrived: when the application answers first, the rest of the body is read into a
+//! [`Spool`] and read from there (front servers do not take an answer while they are sending; see spool.rs).
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -9,6 +11,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
 use super::conn::{Conn, ConnError, ConnEvent};
+use super::spool::Spool;
 use crate::protocol::{record, ProtocolError, ResponseEncoder};
 
 /// Buffered response bytes are written out once they reach this size, even without a flush.
@@ -25,6 +28,8 @@ pub enum RequestError {
     Io(#[source] io::Error),
     #[error("FastCGI protocol violation: {0}")]
     Protocol(#[from] ProtocolError),
+    #[error("cannot hold the rest of the request body in a temporary file: {0}")]
+    Spool(#[source] io::Error),
 }
 
 impl From<ConnError> for RequestError {
@@ -76,6 +81,8 @@ pub struct Exchange {
     abandoned: bool,
     /// When [`Exchange::flush`] last looked for an abort (see [`ABORT_POLL_INTERVAL`]).
     abort_polled: Option<Instant>,
+    /// The body that arrived after the application began its answer (see the module documentation).
+    spool: Spool,
 }
 
 /// How often, at most, a flush looks for ABORT_REQUEST or a vanished peer. A streamed response flushes every
@@ -104,6 +111,7 @@ impl Exchange {
             failed: None,
             abandoned: false,
             abort_polled: None,
+            spool: Spool::default(),
         }
     }
 
@@ -138,11 +146,20 @@ impl Exchange {
             if crate::logging::throttle::allow(self.conn.peer(), "io") {
                 warn!(peer = self.conn.peer(), error = %io_err, "closing FastCGI connection: I/O error during a request");
             }
+        } else if let RequestError::Spool(io_err) = &err {
+            tracing::error!(
+                peer = self.conn.peer(),
+                error = %io_err,
+                dir = %std::env::temp_dir().display(),
+                "the application answered before reading its whole request body, and the rest of the body could \
+                 not be written to a temporary file (is the temp directory full or not writable?); closing the \
+                 connection"
+            );
         }
         self.failed = Some(match err {
             RequestError::Aborted => FailState::Aborted,
             RequestError::Disconnected => FailState::Gone,
-            RequestError::Io(_) | RequestError::Protocol(_) => FailState::Broken,
+            RequestError::Io(_) | RequestError::Protocol(_) | RequestError::Spool(_) => FailState::Broken,
         });
         err
     }
@@ -156,6 +173,12 @@ impl Exchange {
     /// [`RequestError::Aborted`] or [`RequestError::Disconnected`] when the web server gave up on the request.
     pub fn fill_body(&mut self) -> Result<&[u8], RequestError> {
         self.check()?;
+        if !self.spool.is_empty() {
+            if let Err(e) = self.spool.fill() {
+                return Err(self.fail(RequestError::Spool(e)));
+            }
+            return Ok(self.spool.chunk());
+        }
         while !self.body_done && self.conn.stdin_chunk().is_empty() {
             self.next_body_event()?;
         }
@@ -177,14 +200,38 @@ impl Exchange {
                     request_id: 0,
                 })))
             }
-            Ok(None) => {
-                // Send what the application already wrote before blocking for more input: a front server may
-                // wait for our output before it sends more of the body.
-                self.write_out()?;
-                self.read_more()
-            }
+            // What the application already wrote stays buffered: it goes out once the body is complete.
+            Ok(None) => self.read_more(),
             Err(e) => Err(self.fail(e)),
         }
+    }
+
+    /// Reads the rest of the body into the spool, so the response can go out (see the module documentation).
+    fn spool_rest_of_body(&mut self) -> Result<(), RequestError> {
+        let started = Instant::now();
+        let mut spooled = 0u64;
+        while !self.body_done {
+            let chunk = self.conn.stdin_chunk();
+            if !chunk.is_empty() {
+                spooled += chunk.len() as u64;
+                if let Err(e) = self.spool.push(chunk) {
+                    return Err(self.fail(RequestError::Spool(e)));
+                }
+                self.conn.skip_stdin();
+                continue;
+            }
+            self.next_body_event()?;
+        }
+        if spooled > 0 {
+            debug!(
+                peer = self.conn.peer(),
+                bytes = spooled,
+                on_disk = self.spool.on_disk(),
+                ms = started.elapsed().as_millis() as u64,
+                "the application answered before reading its whole body; the rest was spooled first"
+            );
+        }
+        Ok(())
     }
 
     fn read_more(&mut self) -> Result<(), RequestError> {
@@ -197,6 +244,11 @@ impl Exchange {
 
     /// Marks `n` bytes returned by [`Exchange::fill_body`] as read.
     pub fn consume_body(&mut self, n: usize) {
+        if !self.spool.is_empty() {
+            self.body_read += n as u64;
+            self.spool.consume(n);
+            return;
+        }
         let n = n.min(self.conn.stdin_chunk().len());
         self.body_read += n as u64;
         self.conn.consume_stdin(n);
@@ -216,7 +268,7 @@ impl Exchange {
 
     /// Whether the whole body has been read.
     pub fn body_complete(&self) -> bool {
-        self.body_done && self.conn.stdin_chunk().is_empty()
+        self.body_done && self.conn.stdin_chunk().is_empty() && self.spool.is_empty()
     }
 
     pub fn body_bytes_read(&self) -> u64 {
@@ -292,6 +344,9 @@ impl Exchange {
     fn write_out(&mut self) -> Result<(), RequestError> {
         if self.out.is_empty() {
             return Ok(());
+        }
+        if !self.body_done && self.failed.is_none() {
+            self.spool_rest_of_body()?;
         }
         let result = self.conn.stream_mut().write_all(&self.out);
         self.out.clear();
@@ -391,8 +446,7 @@ impl Exchange {
                 return Ok(());
             }
             let n = chunk.len();
-            self.conn.skip_stdin();
-            self.body_read += n as u64;
+            self.consume_body(n);
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod exchange;
 pub mod handler;
 #[cfg(unix)]
 pub mod pool;
+pub mod spool;
 
 /// The stop signal lives in `transport` (whose blocking waits must notice it too); re-exported for handlers.
 pub use crate::transport::Shutdown;
