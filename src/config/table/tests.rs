@@ -317,11 +317,12 @@ fn start_up_resolution_applies_web_config_when_the_root_is_known_and_not_under_i
     // Windows finds `Web.config` first on a case-insensitive file system: the same file under another case.
     let found = start.web_config.as_deref().map(|p| p.to_string_lossy().to_lowercase());
     assert_eq!(found, Some(web_path.to_string_lossy().to_lowercase()));
+    let found_path = start.web_config.clone().expect("web.config found");
     for (key, _) in &pairs {
         let m = ALL.iter().map(|r| r.meta()).find(|m| m.key == *key).expect("row");
         assert_eq!(
             row_of(&start.settings, m.name).1,
-            Source::WebConfig(web_path.clone()),
+            Source::WebConfig(found_path.clone()),
             "{key}"
         );
     }
